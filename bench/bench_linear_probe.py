@@ -12,6 +12,7 @@ means in a 64-d subspace, off-subspace noise with a decaying spectrum, a shared 
 """
 import argparse, os, time
 
+os.environ.setdefault('LDIFS_QUIET', '1')  # no progress bars in the printed report
 import numpy as np
 import torch
 

@@ -5,10 +5,12 @@ batches in the same shuffled order.
 
     python bench/bench_loader.py                          # 2,000 JPEGs, 224 px, batch 128, 2 epochs each
     python bench/bench_loader.py --n 5000 --workers 2     # DataLoader workers for the decoding side
+    python bench/bench_loader.py --threads 1              # one core each: the CPU cost per image
 """
-import argparse, os, tempfile, time
+import argparse, os, shutil, tempfile, time
 from pathlib import Path
 
+os.environ.setdefault('LDIFS_QUIET', '1')  # no progress bars in the printed report
 import numpy as np
 import torch
 from PIL import Image
@@ -58,7 +60,9 @@ def main():
     p.add_argument('--epochs', type=int, default=2)
     p.add_argument('--workers', type=int, default=0, help='DataLoader workers for the decoding side')
     p.add_argument('--root', default=None, help='folder for the generated data (default: a temporary folder)')
+    p.add_argument('--threads', type=int, default=None, help='torch threads of the main process')
     a = p.parse_args()
+    if a.threads: torch.set_num_threads(a.threads)
     import open_clip
     root = Path(a.root or tempfile.mkdtemp())
     t = time.perf_counter(); make_folder(root, a.n); print(f"generated {a.n} JPEGs in {time.perf_counter() - t:.1f}s under {root}")
@@ -83,6 +87,7 @@ def main():
     print(f"{'cached uint8 arrays (load_split)':34s} {c:10.0f}")
     print(f"{'decode JPEG + open_clip transform':34s} {d:10.0f}")
     print(f"ratio cached / decoded: {c / d:.1f}x")
+    if not a.root: shutil.rmtree(root)
 
 
 if __name__ == '__main__':
