@@ -44,16 +44,16 @@ def config_parser(prog: str, sequence: bool = False) -> argparse.ArgumentParser:
 def _print_summary(res: pd.DataFrame) -> None:
     with pd.option_context('display.width', 160, 'display.max_rows', 200): print(delta_table(res).to_string())
 
-def run_cli(argv: Sequence[str] | None = None) -> pd.DataFrame:
-    "`ldifs-run`: fine-tune one method on one dataset, evaluate, print the final Δ table."
+def run_cli(argv: Sequence[str] | None = None) -> None:
+    "`ldifs-run`: fine-tune one method on one dataset, evaluate, print the final Δ table (results stay in the run folder)."
     a = vars(config_parser('ldifs-run').parse_args(argv))
     try: res = run_experiment(**a)
     except (ValueError, FileNotFoundError, FloatingPointError) as e: sys.exit(f"ldifs-run: error: {e}")
-    _print_summary(res); return res
+    _print_summary(res)  # returns None: a console-script wrapper passes the return value to `sys.exit`
 
-def sequence_cli(argv: Sequence[str] | None = None) -> pd.DataFrame:
+def sequence_cli(argv: Sequence[str] | None = None) -> None:
     "`ldifs-sequence`: fine-tune one method on a sequence of datasets, evaluate, print the final Δ table."
     a = vars(config_parser('ldifs-sequence', sequence=True).parse_args(argv))
     try: res = run_sequence(a.pop('tasks'), **a)
     except (ValueError, FileNotFoundError, FloatingPointError) as e: sys.exit(f"ldifs-sequence: error: {e}")
-    _print_summary(res); return res
+    _print_summary(res)

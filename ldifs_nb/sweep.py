@@ -125,7 +125,7 @@ def select_lambda(dataset: str, method: str = 'lp-init-ldifs', grid: Sequence[fl
     return float(best), table
 
 # %% ../nbs/11_sweep.ipynb #6c3fda96
-def sweep_cli(argv: Sequence[str] | None = None) -> pd.DataFrame:
+def sweep_cli(argv: Sequence[str] | None = None) -> None:
     "`ldifs-sweep`: run a grid of fine-tuning runs (or the λ selection) as processes."
     from ldifs_nb.cli import config_parser
     p = config_parser('ldifs-sweep')
@@ -147,9 +147,10 @@ def sweep_cli(argv: Sequence[str] | None = None) -> pd.DataFrame:
             for d in a['datasets']:
                 best, table = select_lambda(d, a['methods'][0], seed=a['seeds'][0], n_jobs=a['jobs'], devices=a['devices'], **opts)
                 print(table.to_string(index=False)); print(f"best λ for {d}: {best:g}")
-            return table
+            return
         status = sweep(a['methods'], a['datasets'], [s.split(',') for s in a['sequences']], a['seeds'],
                        n_jobs=a['jobs'], devices=a['devices'], **opts)
     except ValueError as e: sys.exit(f"ldifs-sweep: error: {e}")
     print(status.to_string(index=False))
-    return status
+    failed = status[status['status'] == 'failed']
+    if len(failed): sys.exit(f"ldifs-sweep: {len(failed)} of {len(status)} jobs failed; logs in {Path(a['out_dir'])/'sweep_logs'}")

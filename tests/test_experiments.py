@@ -50,3 +50,21 @@ def test_cli_run_and_bad_input(tmp_path):
     bad = run([exe, '--method', 'sgd'], tmp_path)
     assert bad.returncode != 0
     assert 'Valid methods: zs-init-ce' in bad.stderr and 'Traceback' not in bad.stderr
+
+
+def test_sweep_cli_records_failures(tmp_path):
+    "`ldifs-sweep` runs the good job, records the bad one with its error, and exits non-zero because one failed."
+    exe = shutil.which('ldifs-sweep')
+    assert exe
+    runs = tmp_path/'runs'
+    args = [exe, '--methods', 'lp-init-ce', 'sgd', '--datasets', 'micro-shape', '--steps', '2', '--ckpt-fractions', '0', '1',
+            '--eval-datasets', 'micro-shape', '--out-dir', str(runs), '--data-root', str(tmp_path/'data'), '--device', 'cpu']
+    r = run(args, tmp_path)
+    assert r.returncode == 1 and '1 of 2 jobs failed' in r.stderr, (r.stdout[-2000:], r.stderr[-2000:])
+    status = pd.read_csv(runs/'sweep_status.csv').set_index('job')
+    assert status.loc['micro-shape/lp-init-ce/0', 'status'] == 'done'
+    assert status.loc['micro-shape/sgd/0', 'status'] == 'failed' and 'Valid methods' in status.loc['micro-shape/sgd/0', 'error']
+    assert (runs/'micro-shape'/'lp-init-ce'/'0'/'results.csv').exists()
+    again = run(args, tmp_path)  # the finished run is skipped, not redone
+    status2 = pd.read_csv(runs/'sweep_status.csv').set_index('job')
+    assert again.returncode == 1 and status2.loc['micro-shape/lp-init-ce/0', 'status'] == 'skipped'
