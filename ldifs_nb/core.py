@@ -6,7 +6,7 @@ Docs: https://ldifs-nb.github.io/ldifs_nb/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #81f9f76b
 from __future__ import annotations
-import contextlib, hashlib, json, os, random, tempfile
+import contextlib, hashlib, json, os, random, sys, tempfile
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -102,8 +102,10 @@ RESULT_COLUMNS = ['task', 'method', 'seed', 'stage', 'step', 'fraction', 'datase
 
 # %% ../nbs/00_core.ipynb #8459251a
 def is_quiet() -> bool:
-    "True under `nbdev-test`/pytest or when `LDIFS_QUIET` is set."
-    return bool(os.environ.get('IN_TEST') or os.environ.get('LDIFS_QUIET') or os.environ.get('PYTEST_CURRENT_TEST'))
+    "True under `nbdev-test`/pytest, with `LDIFS_QUIET` set, or in a console whose output goes to a file or pipe."
+    if os.environ.get('IN_TEST') or os.environ.get('LDIFS_QUIET') or os.environ.get('PYTEST_CURRENT_TEST'): return True
+    from fastprogress.fastprogress import IN_NOTEBOOK
+    return not IN_NOTEBOOK and not (hasattr(sys.stdout, 'isatty') and sys.stdout.isatty())
 
 def progress(it: Iterable, total: int | None = None, quiet: bool | None = None, **kw):
     "Wrap `it` in a fastprogress bar unless quiet."
