@@ -18,7 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .core import tensor_fingerprint, progress, atomic_path, check_name, resolve_device, write_json, read_json
-from .data import load_split, images_to_tensor, default_root, get_dataset, xval_indices
+from .data import load_split, images_to_tensor, default_root, get_dataset, xval_indices, cache_key
 from .models import image_size_of, norm_stats, zeroshot_head
 from .features import extract_features
 from .losses import ldifs_distance
@@ -39,7 +39,7 @@ def encoder_cache(fingerprint: str, root=None, cache_dir=None) -> Path:
 
 def embedding_path(fingerprint: str, name: str, split: str, image_size: int, root=None, cache_dir=None) -> Path:
     "Where the embeddings of (encoder, dataset, split, input size) are cached."
-    return encoder_cache(fingerprint, root, cache_dir)/f'{name}_{split}_{image_size}.npy'
+    return encoder_cache(fingerprint, root, cache_dir)/f'{cache_key(name)}_{split}_{image_size}.npy'
 
 @torch.no_grad()
 def _run_encoder(visual: nn.Module, images, mean, std, batch_size: int, device) -> np.ndarray:

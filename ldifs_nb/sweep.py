@@ -28,9 +28,10 @@ class Job:
     tasks: tuple
     seed: int = 0
     options: dict = field(default_factory=dict)   # further FinetuneConfig fields
+    label: str = ''                               # tells apart jobs of one name, e.g. 'lam=0.1' in a λ selection
 
     @property
-    def name(self) -> str: return f"{'+'.join(self.tasks)}/{self.method}/{self.seed}"
+    def name(self) -> str: return f"{'+'.join(self.tasks)}/{self.method}/{self.seed}" + (f"/{self.label}" if self.label else '')
 
     def folder(self) -> Path:
         "The run (or sequence) folder this job writes."
@@ -92,6 +93,9 @@ def run_jobs(jobs: Sequence[Job], n_jobs: int = 1, devices: Sequence[str] | None
     def env_for(i: int) -> dict:
         env = dict(os.environ, OMP_NUM_THREADS=str(threads), LDIFS_QUIET='1')
         return env
+    names = [j.name for j in jobs]
+    if len(set(names)) < len(names):
+        raise ValueError(f"Jobs need distinct names (their logs and status rows are keyed by name); repeated: {sorted({n for n in names if names.count(n) > 1})}. Give them a label.")
     logs = Path(status_dir)/'sweep_logs'
     with ThreadPoolExecutor(n_jobs) as ex:
         futs = [ex.submit(_run_job, j if not devices else dataclasses.replace(j, options={**j.options, 'device': devices[i % len(devices)]}),
@@ -104,22 +108,28 @@ def run_jobs(jobs: Sequence[Job], n_jobs: int = 1, devices: Sequence[str] | None
 # %% ../nbs/11_sweep.ipynb #e9817ed8
 LAMBDA_GRID = (0.01, 0.05, 0.1, 0.5, 1.0, 10.0, 100.0)
 
+def _lambda_row(results: Path, dataset: str) -> dict:
+    "From a finished run's results: validation and test accuracy of its classifier on `dataset`, and its mean Δ_LP/Δ_ZS on the other datasets (NaN if missing)."
+    row = dict(val_top1=float('nan'), test_top1=float('nan'), mean_delta_lp=float('nan'), mean_delta_zs=float('nan'))
+    if not results.exists(): return row
+    r = pd.read_csv(results); r = r[r['step'] == r['step'].max()]
+    on, other = r[r['dataset'] == dataset], r[r['dataset'] != dataset]
+    for split, col in (('val10', 'val_top1'), ('test', 'test_top1')):
+        v = on[(on['split'] == split) & (on['metric'] == 'clf_top1')]['value']
+        if len(v): row[col] = float(v.mean())
+    for m in ('delta_lp', 'delta_zs'):
+        v = other[other['metric'] == m]['value']
+        if len(v): row[f'mean_{m}'] = float(v.mean())
+    return row
+
 def select_lambda(dataset: str, method: str = 'lp-init-ldifs', grid: Sequence[float] = LAMBDA_GRID, seed: int = 0,
                   n_jobs: int = 1, devices: Sequence[str] | None = None, out_dir: str = 'runs', **options) -> tuple[float, pd.DataFrame]:
     "Run `method` on `dataset` for every λ in `grid`; return the λ with the best validation accuracy and the table."
     root = Path(out_dir)/'lambda'
-    jobs = [Job(method, (dataset,), seed, dict(options, lam=float(l), out_dir=str(root/f'{float(l):g}'))) for l in grid]
+    jobs = [Job(method, (dataset,), seed, dict(options, lam=float(l), out_dir=str(root/f'{float(l):g}')), f'lam={float(l):g}') for l in grid]
     status = run_jobs(jobs, n_jobs, devices, root)
-    rows = []
-    for l, j in zip(grid, jobs):
-        f = j.folder()/'results.csv'
-        acc = float('nan')
-        if f.exists():
-            r = pd.read_csv(f); r = r[(r['dataset'] == dataset) & (r['split'] == 'val10') & (r['metric'] == 'clf_top1')]
-            if len(r): acc = float(r[r['step'] == r['step'].max()]['value'].mean())
-        rows.append(dict(lam=float(l), val_top1=acc))
-    table = pd.DataFrame(rows)
-    ok = table.dropna()
+    table = pd.DataFrame([dict(lam=float(l), **_lambda_row(j.folder()/'results.csv', dataset)) for l, j in zip(grid, jobs)])
+    ok = table.dropna(subset=['val_top1'])
     if ok.empty: raise RuntimeError(f"No λ run finished; see {root/'sweep_status.csv'}:\n{status.to_string()}")
     best = ok.sort_values(['val_top1', 'lam'], ascending=[False, False]).iloc[0]['lam']
     return float(best), table
