@@ -68,3 +68,19 @@ def test_sweep_cli_records_failures(tmp_path):
     again = run(args, tmp_path)  # the finished run is skipped, not redone
     status2 = pd.read_csv(runs/'sweep_status.csv').set_index('job')
     assert again.returncode == 1 and status2.loc['micro-shape/lp-init-ce/0', 'status'] == 'skipped'
+
+
+def test_sequence_cli(tmp_path):
+    "`ldifs-sequence` runs a two-task sequence, exits 0 and prints the final Δ table; a one-task sequence is refused."
+    exe = shutil.which('ldifs-sequence')
+    assert exe
+    r = run([exe, '--method', 'lp-init-ldifs', '--tasks', 'micro-shape', 'micro-colour', '--steps', '2', '--ckpt-fractions', '0', '1',
+             '--eval-datasets', 'micro-shape', 'micro-colour', '--out-dir', str(tmp_path/'runs'), '--data-root', str(tmp_path/'data'),
+             '--device', 'cpu'], tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert 'delta_lp' in r.stdout and 'micro-colour' in r.stdout
+    res = pd.read_csv(tmp_path/'runs'/'micro-shape+micro-colour'/'lp-init-ldifs'/'0'/'results.csv')
+    assert sorted(res['stage'].unique()) == [1, 2]
+    one = run([exe, '--method', 'ce', '--tasks', 'micro-shape', '--out-dir', str(tmp_path/'runs1')], tmp_path)
+    assert one.returncode != 0 and 'at least 2 tasks' in one.stderr and 'Traceback' not in one.stderr
+    assert not (tmp_path/'runs1').exists()
