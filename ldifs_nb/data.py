@@ -6,7 +6,7 @@ Docs: https://ldifs-nb.github.io/ldifs_nb/data.html.md"""
 
 # %% ../nbs/02_data.ipynb #93b7fb06
 from __future__ import annotations
-import contextlib, dataclasses, io, os
+import contextlib, io, os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path

@@ -16,6 +16,7 @@ import pandas as pd
 
 from .core import atomic_path, read_json, check_name, progress
 from .train import FinetuneConfig, resolve_config, run_dir, sequence_dir
+from .report import final
 
 # %% auto #0
 __all__ = ['LAMBDA_GRID', 'Job', 'sweep_jobs', 'sweep', 'run_jobs', 'select_lambda', 'sweep_cli']
@@ -112,7 +113,7 @@ def _lambda_row(results: Path, dataset: str) -> dict:
     "From a finished run's results: validation and test accuracy of its classifier on `dataset`, and its mean Δ_LP/Δ_ZS on the other datasets (NaN if missing)."
     row = dict(val_top1=float('nan'), test_top1=float('nan'), mean_delta_lp=float('nan'), mean_delta_zs=float('nan'))
     if not results.exists(): return row
-    r = pd.read_csv(results); r = r[r['step'] == r['step'].max()]
+    r = final(pd.read_csv(results))
     on, other = r[r['dataset'] == dataset], r[r['dataset'] != dataset]
     for split, col in (('val10', 'val_top1'), ('test', 'test_top1')):
         v = on[(on['split'] == split) & (on['metric'] == 'clf_top1')]['value']
