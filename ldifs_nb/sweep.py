@@ -19,7 +19,7 @@ from .train import FinetuneConfig, resolve_config, run_dir, sequence_dir
 from .report import final
 
 # %% auto #0
-__all__ = ['LAMBDA_GRID', 'Job', 'sweep_jobs', 'sweep', 'run_jobs', 'select_lambda', 'sweep_cli']
+__all__ = ['LAMBDA_GRID', 'Job', 'sweep_jobs', 'sweep', 'run_jobs', 'best_lambda', 'select_lambda', 'sweep_cli']
 
 # %% ../nbs/11_sweep.ipynb #045a4bd0
 @dataclass
@@ -123,6 +123,12 @@ def _lambda_row(results: Path, dataset: str) -> dict:
         if len(v): row[f'mean_{m}'] = float(v.mean())
     return row
 
+def best_lambda(table: pd.DataFrame) -> float:
+    "The λ of a selection table (columns `lam`, `val_top1`) with the best validation accuracy; ties go to the larger λ."
+    ok = table.dropna(subset=['val_top1'])
+    if ok.empty: raise ValueError('No λ has a validation accuracy.')
+    return float(ok.sort_values(['val_top1', 'lam'], ascending=[False, False]).iloc[0]['lam'])
+
 def select_lambda(dataset: str, method: str = 'lp-init-ldifs', grid: Sequence[float] = LAMBDA_GRID, seed: int = 0,
                   n_jobs: int = 1, devices: Sequence[str] | None = None, out_dir: str = 'runs', **options) -> tuple[float, pd.DataFrame]:
     "Run `method` on `dataset` for every λ in `grid`; return the λ with the best validation accuracy and the table."
@@ -130,10 +136,8 @@ def select_lambda(dataset: str, method: str = 'lp-init-ldifs', grid: Sequence[fl
     jobs = [Job(method, (dataset,), seed, dict(options, lam=float(l), out_dir=str(root/f'{float(l):g}')), f'lam={float(l):g}') for l in grid]
     status = run_jobs(jobs, n_jobs, devices, root)
     table = pd.DataFrame([dict(lam=float(l), **_lambda_row(j.folder()/'results.csv', dataset)) for l, j in zip(grid, jobs)])
-    ok = table.dropna(subset=['val_top1'])
-    if ok.empty: raise RuntimeError(f"No λ run finished; see {root/'sweep_status.csv'}:\n{status.to_string()}")
-    best = ok.sort_values(['val_top1', 'lam'], ascending=[False, False]).iloc[0]['lam']
-    return float(best), table
+    if table['val_top1'].isna().all(): raise RuntimeError(f"No λ run finished; see {root/'sweep_status.csv'}:\n{status.to_string()}")
+    return best_lambda(table), table
 
 # %% ../nbs/11_sweep.ipynb #6c3fda96
 def sweep_cli(argv: Sequence[str] | None = None) -> None:
