@@ -62,6 +62,9 @@ class FinetuneConfig:
     out_dir: str = 'runs'
     device: str = 'auto'
     bf16: bool = False                # bf16 autocast (GPU only)
+    quick_gelu: bool | None = None    # None → what the weights need (OpenAI weights: QuickGELU); see load_clip
+    augment: bool | None = None       # training augmentation (open_clip's train transform); None → on for the paper's datasets, off for micro
+    lp_protocol: str = 'adamw'        # linear probes: 'adamw' (released default) | 'l2' (paper text; sklearn reference)
 
 # %% ../nbs/08_train.ipynb #d59ab9d3
 _NOT_RESULTS = ('out_dir', 'data_root', 'device')  # fields that do not change a run's numbers
@@ -93,12 +96,14 @@ def resolve_config(cfg: FinetuneConfig | None = None, **overrides) -> FinetuneCo
     for e in evals: get_dataset(e)
     check_name(cfg.norm, ('channel', 'flat'), 'norm')
     check_name(cfg.lp_backend, ('torch', 'sklearn'), 'lp_backend')
+    check_name(cfg.lp_protocol, ('adamw', 'l2'), 'lp_protocol')
     dev = resolve_device(cfg.device)
     if cfg.bf16 and dev.type != 'cuda': raise ValueError("bf16=True needs a CUDA device (bf16 autocast is a GPU option)")
     return dataclasses.replace(cfg, method=m.name, init=m.init, model=model, pretrained=pretrained,
         epochs=cfg.epochs if cfg.epochs is not None else spec.epochs,
         batch_size=cfg.batch_size or d['batch_size'], lr=cfg.lr or d['lr'],
         warmup=cfg.warmup if cfg.warmup is not None else d['warmup'],
+        augment=cfg.augment if cfg.augment is not None else spec.kind == 'paper',
         ckpt_fractions=tuple(sorted(set(fr) | {1.0})), eval_datasets=evals, device=str(dev))
 
 # %% ../nbs/08_train.ipynb #6c1bec88
