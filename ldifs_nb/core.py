@@ -15,8 +15,8 @@ import torch
 
 # %% auto #0
 __all__ = ['RESULT_COLUMNS', 'seed_everything', 'MissingDataError', 'MissingWeightsError', 'check_name', 'check_positive',
-           'resolve_device', 'atomic_path', 'write_json', 'read_json', 'file_sha256', 'tensor_fingerprint', 'is_quiet',
-           'progress']
+           'as_list', 'resolve_device', 'atomic_path', 'write_json', 'read_json', 'file_sha256', 'tensor_fingerprint',
+           'is_quiet', 'progress']
 
 # %% ../nbs/00_core.ipynb #3b96a905
 def seed_everything(seed: int) -> None:
@@ -45,6 +45,13 @@ def check_positive(**kw) -> None:
         if v is None: continue
         if not isinstance(v, (int, float)) or isinstance(v, bool) or not np.isfinite(v) or v <= 0:
             raise ValueError(f"{k} must be a number > 0, got {v!r}")
+
+# %% ../nbs/00_core.ipynb #6ed674d6
+def as_list(v) -> list:
+    "A list from a list/tuple, or from a comma-separated string (what `papermill -p` and the shell pass)."
+    if v is None: return None
+    if isinstance(v, str): return [s.strip() for s in v.split(',') if s.strip()]
+    return list(v)
 
 # %% ../nbs/00_core.ipynb #6cab494f
 def resolve_device(device: str | torch.device | None = None) -> torch.device:

@@ -20,7 +20,7 @@ from safetensors.torch import save_file, load_file
 
 import ldifs_nb
 from .core import (check_name, check_positive, resolve_device, seed_everything, write_json, read_json,
-                           atomic_path, file_sha256, progress, is_quiet, RESULT_COLUMNS)
+                           atomic_path, file_sha256, progress, is_quiet, as_list, RESULT_COLUMNS)
 from .data import get_dataset, load_split, images_to_tensor, DATASETS
 from .models import load_clip, zeroshot_head, ImageClassifier, image_size_of, norm_stats, MICRO_CLIP
 from .losses import get_method, method_loss, reference_params, class_prompt_tokens, Method, METHODS
@@ -89,10 +89,12 @@ def resolve_config(cfg: FinetuneConfig | None = None, **overrides) -> FinetuneCo
         if v is not None and (not isinstance(v, (int, np.integer)) or isinstance(v, bool)): raise ValueError(f"{k} must be an integer, got {v!r}")
     if cfg.warmup is not None and cfg.warmup < 0: raise ValueError(f"warmup must be >= 0, got {cfg.warmup}")
     if cfg.weight_decay < 0: raise ValueError(f"weight_decay must be >= 0, got {cfg.weight_decay}")
-    fr = tuple(float(f) for f in cfg.ckpt_fractions)
+    try: fr = tuple(float(f) for f in as_list(cfg.ckpt_fractions))
+    except (TypeError, ValueError): raise ValueError(f"ckpt_fractions must be numbers in [0, 1], got {cfg.ckpt_fractions!r}") from None
     if not fr or any(not (0 <= f <= 1) for f in fr):
         raise ValueError(f"ckpt_fractions must be numbers in [0, 1], got {cfg.ckpt_fractions!r}")
-    evals = tuple(cfg.eval_datasets) if cfg.eval_datasets is not None else tuple(_same_kind(cfg.dataset))
+    evals = tuple(as_list(cfg.eval_datasets)) if cfg.eval_datasets is not None else tuple(_same_kind(cfg.dataset))
+    if not evals: raise ValueError("eval_datasets is empty: give at least one dataset, or None for the whole suite")
     for e in evals: get_dataset(e)
     check_name(cfg.norm, ('channel', 'flat'), 'norm')
     check_name(cfg.lp_backend, ('torch', 'sklearn'), 'lp_backend')
@@ -346,7 +348,7 @@ def sequence_dir(tasks: Sequence[str], cfg: FinetuneConfig) -> Path:
 def finetune_sequence(tasks: Sequence[str], method: str | None = None, anchor: str = 'previous',
                       cfg: FinetuneConfig | None = None, callbacks: Sequence[Callable] = (), **overrides) -> Path:
     "Fine-tune on `tasks` one after the other; return the sequence folder (stage folders inside)."
-    tasks = list(tasks)
+    tasks = as_list(tasks) or []
     if len(tasks) < 2: raise ValueError(f"A sequence needs at least 2 tasks, got {tasks!r}")
     check_name(anchor, ANCHORS, 'anchor')
     if method is not None: overrides['method'] = method
