@@ -142,7 +142,7 @@ def contrastive_loss(method: Method, model: nn.Module, images: torch.Tensor, lab
     else:
         t = torch.randint(T, (K,), generator=generator).to(dev)
         txt = model.encode_text(class_tokens.to(dev)[torch.arange(K, device=dev), t])
-        loss = flyp_ce_loss(model.encode_image(images), txt, labels, logit_scale)
+        loss = flyp_ce_loss(model.encode_image(images), txt, labels, model.logit_scale.exp())  # trained (released finetune_flyp_ce)
     return {'loss': loss, 'ce': loss.detach(), 'reg': loss.new_zeros(())}
 
 def method_loss(method: Method, model: nn.Module, images: torch.Tensor, labels: torch.Tensor, **kw) -> dict[str, torch.Tensor]:

@@ -19,8 +19,8 @@ import torch.nn.functional as F
 from .core import MissingWeightsError, check_name, resolve_device
 
 # %% auto #0
-__all__ = ['ASSETS', 'MICRO_CLIP', 'Clip', 'load_clip', 'zeroshot_head', 'ImageClassifier', 'zeroshot_classifier',
-           'image_size_of', 'norm_stats']
+__all__ = ['ASSETS', 'MICRO_CLIP', 'Clip', 'needs_quick_gelu', 'activation_of', 'load_clip', 'zeroshot_head', 'ImageClassifier',
+           'zeroshot_classifier', 'image_size_of', 'norm_stats']
 
 # %% ../nbs/03_models.ipynb #123860f2
 ASSETS = Path(__file__).parent/'assets' if '__file__' in globals() else Path('../ldifs_nb/assets').resolve()
@@ -54,13 +54,35 @@ def _reachable(host: str, port: int = 443, timeout: float = 3.0) -> bool:
     try: socket.create_connection((host, port), timeout=timeout).close(); return True
     except OSError: return False
 
+# %% ../nbs/03_models.ipynb #d2c63bed
+def needs_quick_gelu(name: str, pretrained=None, quick_gelu: bool | None = None) -> bool:
+    "Whether `name` + `pretrained` must be built with QuickGELU: explicit choice, `-quickgelu` name, else the tag's config."
+    by_name = name.endswith('-quickgelu')
+    if quick_gelu is not None:
+        if by_name and not quick_gelu:
+            raise ValueError(f"Model {name!r} is the QuickGELU architecture; quick_gelu=False contradicts it. "
+                             f"Use {name[:-len('-quickgelu')]!r} for the GELU architecture.")
+        return bool(quick_gelu)
+    if by_name: return True
+    if isinstance(pretrained, str) and not os.path.isfile(pretrained) and pretrained in open_clip.list_pretrained_tags_by_model(name):
+        return bool(open_clip.get_pretrained_cfg(name, pretrained).get('quick_gelu', False))
+    return False
+
+def activation_of(model: nn.Module) -> str:
+    "The MLP activation a (CLIP) model was built with: 'QuickGELU', 'GELU' or 'unknown'."
+    for m in model.modules():
+        if isinstance(m, open_clip.transformer.QuickGELU): return 'QuickGELU'
+        if isinstance(m, nn.GELU): return 'GELU'
+    return 'unknown'
+
 # %% ../nbs/03_models.ipynb #618ad5dc
 def load_clip(name: str, pretrained: str | os.PathLike | None = None, device: str | torch.device = 'cpu',
-              cache_dir: str | os.PathLike | None = None) -> Clip:
+              cache_dir: str | os.PathLike | None = None, quick_gelu: bool | None = None) -> Clip:
     "Build an open_clip model with its eval transform and tokenizer, loading `pretrained` (tag or file)."
     _register_assets()
     check_name(name, open_clip.list_models(), 'model')
     device = resolve_device(device)
+    quick_gelu = needs_quick_gelu(name, pretrained, quick_gelu)
     if pretrained == 'random': pretrained = None
     elif name == MICRO_CLIP and pretrained is None:
         pretrained = ASSETS/f'{MICRO_CLIP}.safetensors'
@@ -77,7 +99,8 @@ def load_clip(name: str, pretrained: str | os.PathLike | None = None, device: st
     if pretrained and not os.path.isfile(pretrained) and not _reachable('huggingface.co'): hf.HF_HUB_OFFLINE = True
     try:
         model, _, preprocess = open_clip.create_model_and_transforms(
-            name, pretrained=pretrained, device=device, cache_dir=None if cache_dir is None else str(cache_dir))
+            name, pretrained=pretrained, device=device, cache_dir=None if cache_dir is None else str(cache_dir),
+            force_quick_gelu=quick_gelu)
     except RuntimeError as e:
         if 'download' in str(e).lower(): raise MissingWeightsError(_weights_help(name, pretrained, cache_dir)) from None
         raise
@@ -114,8 +137,9 @@ class ImageClassifier(nn.Module):
         return self.head(F.normalize(self.encoder(x), dim=-1))
 
 def zeroshot_classifier(model: nn.Module, head: torch.Tensor, encoder: nn.Module | None = None) -> ImageClassifier:
-    "Classifier from a ZS head, scaled by the model's pre-trained logit scale, no bias."
-    return ImageClassifier(encoder if encoder is not None else model.visual, head, scale=float(model.logit_scale.exp()))
+    "Classifier from a ZS head, scaled by the model's pre-trained logit scale, with a trainable zero bias."
+    return ImageClassifier(encoder if encoder is not None else model.visual, head, torch.zeros(len(head), device=head.device),
+                           scale=float(model.logit_scale.exp()))
 
 # %% ../nbs/03_models.ipynb #019577cd
 def image_size_of(visual: nn.Module) -> int:

@@ -21,19 +21,22 @@ from safetensors.torch import save_file, load_file
 import ldifs_nb
 from .core import (check_name, check_positive, resolve_device, seed_everything, write_json, read_json,
                            atomic_path, file_sha256, progress, is_quiet, as_list, RESULT_COLUMNS)
-from .data import get_dataset, load_split, images_to_tensor, DATASETS
-from .models import load_clip, zeroshot_head, ImageClassifier, image_size_of, norm_stats, MICRO_CLIP
+from .core import MissingDataError
+from .data import get_dataset, load_split, images_to_tensor, open_source, default_root, cache_key, DATASETS, RAW_SPLITS
+from .models import load_clip, zeroshot_head, ImageClassifier, image_size_of, norm_stats, needs_quick_gelu, activation_of, MICRO_CLIP
 from .losses import get_method, method_loss, reference_params, class_prompt_tokens, Method, METHODS
 from .evaluate import embed, lp_head, evaluate_checkpoint
 
 # %% auto #0
-__all__ = ['PAPER_DEFAULTS', 'MICRO_DEFAULTS', 'ANCHORS', 'FinetuneConfig', 'resolve_config', 'cosine_lr', 'batch_indices',
-           'Prepared', 'trainable_parameters', 'build_model', 'run_dir', 'config_dict', 'versions', 'check_run_folder',
-           'save_state', 'load_state', 'total_steps', 'finetune', 'checkpoint_states', 'split_state', 'final_state',
-           'sequence_dir', 'finetune_sequence', 'evaluate_run', 'evaluate_sequence', 'run_experiment', 'run_sequence']
+__all__ = ['PAPER_DEFAULTS', 'PAPER_MODEL', 'MICRO_DEFAULTS', 'ANCHORS', 'FinetuneConfig', 'resolve_config', 'cosine_lr',
+           'steps_per_epoch', 'batch_indices', 'total_steps', 'Prepared', 'trainable_parameters', 'build_model',
+           'run_dir', 'config_dict', 'versions', 'check_run_folder', 'save_state', 'load_state', 'check_datasets',
+           'finetune', 'checkpoint_states', 'split_state', 'final_state', 'sequence_dir', 'finetune_sequence',
+           'evaluate_run', 'evaluate_sequence', 'run_experiment', 'run_sequence']
 
 # %% ../nbs/08_train.ipynb #fd941adc
 PAPER_DEFAULTS = dict(batch_size=128, lr=1e-5, warmup=500)
+PAPER_MODEL = 'ViT-B-32-quickgelu'   # OpenAI's ViT-B/32 is a QuickGELU network (see `ldifs_nb.models.needs_quick_gelu`)
 MICRO_DEFAULTS = dict(batch_size=64, lr=5e-4, warmup=20)
 
 @dataclass
@@ -42,7 +45,7 @@ class FinetuneConfig:
     method: str = 'lp-init-ldifs'     # method name or alias (ce, l2sp, ldifs + init)
     dataset: str = 'micro-position'   # registered dataset to fine-tune on
     init: str | None = None           # 'zs' | 'lp' for the aliases ce/l2sp/ldifs
-    model: str = 'auto'               # open_clip name; 'auto' → micro-clip for micro tasks, ViT-B-32 otherwise
+    model: str = 'auto'               # open_clip name; 'auto' → micro-clip for micro tasks, ViT-B-32-quickgelu otherwise
     pretrained: str | None = 'auto'   # tag or file; 'auto' → shipped weights (micro-clip) / 'openai'
     epochs: float | None = None       # None → the dataset's epochs (SPEC §3)
     steps: int | None = None          # overrides epochs when given
@@ -78,10 +81,11 @@ def resolve_config(cfg: FinetuneConfig | None = None, **overrides) -> FinetuneCo
     m = get_method(cfg.method, cfg.init)
     spec = get_dataset(cfg.dataset)
     d = MICRO_DEFAULTS if spec.kind == 'micro' else PAPER_DEFAULTS
-    model = cfg.model if cfg.model != 'auto' else (MICRO_CLIP if spec.kind == 'micro' else 'ViT-B-32')
+    model = cfg.model if cfg.model != 'auto' else (MICRO_CLIP if spec.kind == 'micro' else PAPER_MODEL)
     check_name(model, open_clip.list_models(), 'model')
     pretrained = cfg.pretrained
     if pretrained == 'auto': pretrained = None if model == MICRO_CLIP else 'openai'
+    quick_gelu = needs_quick_gelu(model, pretrained, cfg.quick_gelu)
     check_positive(lr=cfg.lr, batch_size=cfg.batch_size, steps=cfg.steps, epochs=cfg.epochs, lam=cfg.lam,
                    alpha=cfg.alpha, grad_clip=cfg.grad_clip)
     for k in ('batch_size', 'steps', 'warmup'):
@@ -101,7 +105,7 @@ def resolve_config(cfg: FinetuneConfig | None = None, **overrides) -> FinetuneCo
     check_name(cfg.lp_protocol, ('adamw', 'l2'), 'lp_protocol')
     dev = resolve_device(cfg.device)
     if cfg.bf16 and dev.type != 'cuda': raise ValueError("bf16=True needs a CUDA device (bf16 autocast is a GPU option)")
-    return dataclasses.replace(cfg, method=m.name, init=m.init, model=model, pretrained=pretrained,
+    return dataclasses.replace(cfg, method=m.name, init=m.init, model=model, pretrained=pretrained, quick_gelu=quick_gelu,
         epochs=cfg.epochs if cfg.epochs is not None else spec.epochs,
         batch_size=cfg.batch_size or d['batch_size'], lr=cfg.lr or d['lr'],
         warmup=cfg.warmup if cfg.warmup is not None else d['warmup'],
@@ -115,12 +119,21 @@ def cosine_lr(step: int, base_lr: float, warmup: int, total: int) -> float:
     e, es = step - warmup, max(total - warmup, 1)
     return 0.5 * (1 + math.cos(math.pi * e / es)) * base_lr
 
+def steps_per_epoch(n: int, batch_size: int) -> int:
+    "Batches in one pass over `n` examples, the last partial one included (a DataLoader without `drop_last`)."
+    return max(math.ceil(n / batch_size), 1)
+
 def batch_indices(n: int, batch_size: int, step: int, seed: int) -> np.ndarray:
-    "Indices of the examples in batch `step` (epoch-wise seeded permutations, last partial batch dropped)."
-    per_epoch = max(n // batch_size, 1)
+    "Indices of the examples in batch `step` (epoch-wise seeded permutations, last partial batch kept)."
+    per_epoch = steps_per_epoch(n, batch_size)
     epoch, i = divmod(step, per_epoch)
     perm = np.random.default_rng([seed, epoch]).permutation(n)
     return perm[i * batch_size:(i + 1) * batch_size]
+
+def total_steps(cfg: FinetuneConfig, n_train: int) -> int:
+    "Number of optimisation steps: `cfg.steps`, or `cfg.epochs` passes over `n_train` examples."
+    if cfg.steps: return int(cfg.steps)
+    return max(1, int(round(cfg.epochs * steps_per_epoch(n_train, cfg.batch_size))))
 
 # %% ../nbs/08_train.ipynb #16a82aa7
 @dataclass
@@ -133,33 +146,33 @@ class Prepared:
     mean: tuple
     std: tuple
     image_size: int
-
-def _flyp_params(model: nn.Module) -> list[nn.Parameter]:
-    return [p for n, p in model.named_parameters() if not n.startswith('logit_')]
+    activation: str = 'unknown'      # the MLP activation the model was built with (recorded in the manifest)
 
 def trainable_parameters(p: Prepared) -> list[nn.Parameter]:
-    "The parameters the method trains: encoder + head, or both CLIP towers (logit scale fixed) for FLYP."
-    return list(p.model.parameters()) if p.method.objective == 'ce' else _flyp_params(p.model)
+    "The parameters the method trains: encoder + head; both CLIP towers for FLYP; and the logit scale too for FLYP-CE."
+    if p.method.objective == 'flyp':
+        return [q for n, q in p.model.named_parameters() if not n.startswith('logit_')]
+    return list(p.model.parameters())
 
 def build_model(cfg: FinetuneConfig, start: dict | None = None, anchor: dict | None = None,
                 fit_head: bool = True) -> Prepared:
     "The module `cfg.method` trains, its frozen anchor and loss inputs (cfg must be resolved)."
     m, spec, dev = get_method(cfg.method), get_dataset(cfg.dataset), torch.device(cfg.device)
-    clip_model, _, tok = load_clip(cfg.model, cfg.pretrained, device=dev)
+    clip_model, _, tok = load_clip(cfg.model, cfg.pretrained, device=dev, quick_gelu=cfg.quick_gelu)
     size, (mean, std) = image_size_of(clip_model.visual), norm_stats(clip_model.visual)
     scale = float(clip_model.logit_scale.detach().exp())
     if m.objective == 'ce':
         visual = copy.deepcopy(clip_model.visual)
         if start is not None: visual.load_state_dict(start['visual'])
         K = len(spec.classnames)
-        if not fit_head: W, b = torch.zeros(K, clip_model.text_projection.shape[1]), (None if m.init == 'zs' else torch.zeros(K))
-        elif m.init == 'zs': W, b = zeroshot_head(clip_model, tok, spec.classnames, spec.templates), None
+        if not fit_head: W, b = torch.zeros(K, clip_model.text_projection.shape[1]), torch.zeros(K)
+        elif m.init == 'zs': W, b = zeroshot_head(clip_model, tok, spec.classnames, spec.templates), torch.zeros(K)  # trainable zero bias (released ClassificationHead)
         else:
             tr = load_split(cfg.dataset, 'train90', cfg.data_root, size)
             W, b = lp_head(embed(visual, cfg.dataset, 'train90', cfg.data_root, device=dev), tr.labels,
                            backend=cfg.lp_backend, seed=cfg.seed, n_classes=K)
             W, b = torch.as_tensor(W, dtype=torch.float32), torch.as_tensor(b, dtype=torch.float32)
-        model = ImageClassifier(visual, W.to(dev), None if b is None else b.to(dev), scale=scale if m.init == 'zs' else 1.0).to(dev)
+        model = ImageClassifier(visual, W.to(dev), b.to(dev), scale=scale if m.init == 'zs' else 1.0).to(dev)
         encoder = model.encoder
         kw = dict(lam=cfg.lam, alpha=cfg.alpha, norm=cfg.norm)
         if m.regulariser:
@@ -173,7 +186,7 @@ def build_model(cfg: FinetuneConfig, start: dict | None = None, anchor: dict | N
         encoder = model.visual
         kw = dict(class_tokens=class_prompt_tokens(tok, spec.classnames, spec.templates), logit_scale=scale)
     model.train()
-    return Prepared(m, model, encoder, kw, mean, std, size)
+    return Prepared(m, model, encoder, kw, mean, std, size, activation_of(clip_model))
 
 # %% ../nbs/08_train.ipynb #e0fa2bd2
 def run_dir(cfg: FinetuneConfig) -> Path:
@@ -234,17 +247,28 @@ def _load_opt(opt: torch.optim.Optimizer, t: dict, meta: dict) -> None:
             _, i, name = k.split('.', 2); state.setdefault(int(i), {})[name] = v
     opt.load_state_dict({'state': state, 'param_groups': meta['param_groups']})
 
+# %% ../nbs/08_train.ipynb #eb7715fe
+def _prepared(name: str, root=None) -> bool:
+    return any((Path(root or default_root())/'cache'/cache_key(name)).glob('*/meta.json'))
+
+def check_datasets(names: Sequence[str], root=None) -> None:
+    "Raise one `MissingDataError` listing every dataset of `names` that is neither prepared nor obtainable now."
+    missing = []
+    for n in dict.fromkeys(names):
+        if get_dataset(n).kind == 'micro' or _prepared(n, root): continue
+        try:
+            for s in RAW_SPLITS: open_source(n, s, root)   # opens the raw files, downloading what torchvision can
+        except MissingDataError as e: missing.append(str(e))
+    if missing:
+        raise MissingDataError(f"{len(missing)} of the {len(dict.fromkeys(names))} datasets this run needs "
+                               f"{'is' if len(missing) == 1 else 'are'} not available; nothing was trained.\n\n" + '\n\n'.join(missing))
+
 # %% ../nbs/08_train.ipynb #f279d6a0
 def _state(p: Prepared) -> dict[str, torch.Tensor]:
     return p.model.state_dict()
 
 def _ckpt_steps(cfg: FinetuneConfig, total: int) -> list[int]:
     return sorted({int(round(f * total)) for f in cfg.ckpt_fractions})
-
-def total_steps(cfg: FinetuneConfig, n_train: int) -> int:
-    "Number of optimisation steps: `cfg.steps`, or `cfg.epochs` passes over `n_train` examples."
-    if cfg.steps: return int(cfg.steps)
-    return max(1, int(round(cfg.epochs * max(n_train // cfg.batch_size, 1))))
 
 def finetune(cfg: FinetuneConfig | None = None, callbacks: Sequence[Callable] = (), start: dict | None = None,
              anchor: dict | None = None, folder: str | Path | None = None, **overrides) -> Path:
@@ -253,6 +277,7 @@ def finetune(cfg: FinetuneConfig | None = None, callbacks: Sequence[Callable] = 
     rd = Path(folder) if folder is not None else run_dir(cfg)
     man = check_run_folder(rd, cfg)
     if man and man['status'] == 'finished': return rd
+    check_datasets([cfg.dataset, *cfg.eval_datasets], cfg.data_root)
     seed_everything(cfg.seed)
     resuming = bool(man and man.get('resume'))
     p = build_model(cfg, start, anchor, fit_head=not resuming)
@@ -270,7 +295,8 @@ def finetune(cfg: FinetuneConfig | None = None, callbacks: Sequence[Callable] = 
         lines = (rd/'log.jsonl').read_text().splitlines() if (rd/'log.jsonl').exists() else []
         (rd/'log.jsonl').write_text(''.join(l + '\n' for l in lines if json.loads(l)['step'] <= step))
     else:
-        man = {'config': config_dict(cfg), 'data_root': cfg.data_root, 'versions': versions(), 'status': 'running', 'total_steps': total,
+        man = {'config': config_dict(cfg), 'data_root': cfg.data_root, 'versions': versions(), 'activation': p.activation,
+               'status': 'running', 'total_steps': total,
                'checkpoint_steps': ckpts, 'checkpoints': [], 'resume': None, 'created': time.strftime('%Y-%m-%dT%H:%M:%S')}
         if rd.exists(): shutil.rmtree(rd)  # a folder without a manifest holds nothing we can trust
         rd.mkdir(parents=True); write_json(rd/'manifest.json', man)
@@ -354,6 +380,7 @@ def finetune_sequence(tasks: Sequence[str], method: str | None = None, anchor: s
     if method is not None: overrides['method'] = method
     cfgs = [resolve_config(cfg, dataset=t, **overrides) for t in tasks]  # validate every stage before any work
     root = sequence_dir(tasks, cfgs[0])
+    check_datasets([d for c in cfgs for d in (c.dataset, *c.eval_datasets)], cfgs[0].data_root)
     info = {'tasks': tasks, 'anchor': anchor, 'method': cfgs[0].method,
             'stages': [f'stage{k}-{t}' for k, t in enumerate(tasks, 1)]}
     if (root/'sequence.json').exists() and read_json(root/'sequence.json') != info:
@@ -382,7 +409,7 @@ def evaluate_run(rd: str | Path, device: str = 'auto', data_root: str | None = N
         if set(done['step']) >= {c['step'] for c in man['checkpoints']}: return done
     cfg = _resolved(man); m = get_method(cfg.method); spec = get_dataset(cfg.dataset)
     dev = resolve_device(device)
-    clip_model, _, tok = load_clip(cfg.model, cfg.pretrained, device=dev)
+    clip_model, _, tok = load_clip(cfg.model, cfg.pretrained, device=dev, quick_gelu=cfg.quick_gelu)
     base = clip_model.visual.eval()
     (rd/'results').mkdir(exist_ok=True)
     frames = []
