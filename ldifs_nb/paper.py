@@ -118,10 +118,11 @@ def _fmt(x: float, metric: str, missing: str) -> str:
     return f"{x:+.2f}" if metric.startswith('delta') else (f"{x:.0f}" if metric.startswith('n_') else f"{x:.1f}")
 
 def comparison_view(comparison: pd.DataFrame, metric: str) -> pd.DataFrame:
-    "One metric of `paper_comparison` as (fine-tuned on, evaluated on) × methods, each cell 'paper / ours'."
+    "One metric of `paper_comparison` as (fine-tuned on, evaluated on) × methods: ours ('—' if none), the paper's value in brackets."
     c = comparison[comparison['metric'] == metric]
     if c.empty: raise ValueError(f"No metric {metric!r} in the comparison; it has {sorted(set(comparison['metric']))}")
-    c = c.assign(cell=[f"{_fmt(p, metric, '·')} / {_fmt(o, metric, '—')}" for p, o in zip(c['paper'], c['ours'])])
+    cell = lambda p, o: _fmt(o, metric, '—') + ('' if pd.isna(p) else f" (paper {_fmt(p, metric, '')})")
+    c = c.assign(cell=[cell(p, o) for p, o in zip(c['paper'], c['ours'])])
     t = c.pivot(index=['task', 'dataset'], columns='method', values='cell')
     t = t.reindex(index=list(dict.fromkeys(zip(c['task'], c['dataset']))), columns=[m for m in METHODS if m in t.columns])
     t.index.names, t.columns = ['fine-tuned on', 'evaluated on'], [method_label(m) for m in t.columns]
