@@ -46,7 +46,7 @@ def check_positive(**kw) -> None:
         if not isinstance(v, (int, float)) or isinstance(v, bool) or not np.isfinite(v) or v <= 0:
             raise ValueError(f"{k} must be a number > 0, got {v!r}")
 
-# %% ../nbs/00_core.ipynb #6ed674d6
+# %% ../nbs/00_core.ipynb #e9ce7bb1
 def as_list(v) -> list:
     "A list from a list/tuple, or from a comma-separated string (what `papermill -p` and the shell pass)."
     if v is None: return None
