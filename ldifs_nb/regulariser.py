@@ -11,7 +11,6 @@ from typing import Sequence
 
 import torch
 import torch.nn as nn
-from fastcore.basics import patch
 
 from .core import check_name
 from .features import NORMS, normalize_features, tap_features, tap_names
@@ -33,6 +32,18 @@ def _follow(reference: nn.Module, encoder: nn.Module) -> None:
                 getattr(mod, kind)[n] = nn.Parameter(moved, requires_grad=False) if kind == '_parameters' else moved
 
 # %% ../nbs/12_regulariser.ipynb #9fac692c
+def _recorded(taps: list[str], rec: dict, images: torch.Tensor | None):
+    "The taps and the encoder input of a capture, checked: exactly one forward of the encoder."
+    n = len(rec['inputs'])
+    if n != 1 or len(rec['taps']) != len(taps):
+        raise ValueError(f"The encoder ran {n} times inside reg.capture() (recorded {len(rec['taps'])} taps, expected "
+                         f"{len(taps)}): reuse needs exactly one forward of the encoder on the batch. "
+                         "Run it once inside the block, or call reg(images) without capture().")
+    feats, (args, kw) = rec['taps'], rec['inputs'][0]
+    if images is not None and len(images) != len(feats[0]):
+        raise ValueError(f"reg(images) got a batch of {len(images)}, but the captured forward had {len(feats[0])}")
+    return feats, args, kw
+
 class LDIFS(nn.Module):
     "λ·d(θ, θ0; images): the LDIFS feature distance of `encoder` to a frozen snapshot of itself, as a loss term."
     def __init__(self, encoder: nn.Module, lam: float = 10., norm: str = 'channel',
@@ -49,44 +60,29 @@ class LDIFS(nn.Module):
 
     def extra_repr(self) -> str: return f"lam={self.lam}, norm={self.norm!r}, taps={self.taps}"
 
-# %% ../nbs/12_regulariser.ipynb #6d3a9a1c
-@patch
-@contextlib.contextmanager
-def capture(self: LDIFS):
-    "Context manager: record the taps and input of the encoder's forward inside it; the next `reg()` reuses them."
-    rec = {'inputs': [], 'taps': []}
-    self._capture = rec
-    pre = self.encoder.register_forward_pre_hook(lambda m, args, kw: rec['inputs'].append((args, kw)), with_kwargs=True)
-    try:
-        with tap_features(self.encoder, self.taps) as raw:
-            rec['taps'] = raw
-            yield self
-    finally: pre.remove()
+    @contextlib.contextmanager
+    def capture(self):
+        "Context manager: record the taps and input of the encoder's forward inside it; the next `reg()` reuses them."
+        rec = {'inputs': [], 'taps': []}
+        self._capture = rec
+        pre = self.encoder.register_forward_pre_hook(lambda m, args, kw: rec['inputs'].append((args, kw)), with_kwargs=True)
+        try:
+            with tap_features(self.encoder, self.taps) as raw:
+                rec['taps'] = raw
+                yield self
+        finally: pre.remove()
 
-def _recorded(self: LDIFS, rec: dict, images: torch.Tensor | None):
-    "The taps and the encoder input of a capture, checked: exactly one forward of the encoder."
-    n = len(rec['inputs'])
-    if n != 1 or len(rec['taps']) != len(self.taps):
-        raise ValueError(f"The encoder ran {n} times inside reg.capture() (recorded {len(rec['taps'])} taps, expected "
-                         f"{len(self.taps)}): reuse needs exactly one forward of the encoder on the batch. "
-                         "Run it once inside the block, or call reg(images) without capture().")
-    feats, (args, kw) = rec['taps'], rec['inputs'][0]
-    if images is not None and len(images) != len(feats[0]):
-        raise ValueError(f"reg(images) got a batch of {len(images)}, but the captured forward had {len(feats[0])}")
-    return feats, args, kw
-
-@patch
-def forward(self: LDIFS, images: torch.Tensor | None = None) -> torch.Tensor:
-    "λ·d(θ, θ0; images); after `capture()`, the encoder's taps and input come from the recorded forward."
-    _follow(self.reference, self.encoder)
-    rec, self._capture = self._capture, None
-    if rec is not None: feats, args, kw = _recorded(self, rec, images)
-    elif images is None:
-        raise ValueError("reg() needs the images, unless it follows a forward of the encoder inside `with reg.capture():`")
-    else:
-        args, kw = (images,), {}
-        with tap_features(self.encoder, self.taps) as feats: self.encoder(images)
-    with torch.no_grad(), tap_features(self.reference, self.taps) as ref: self.reference(*args, **kw)
-    up = lambda ts: [t.to(torch.promote_types(t.dtype, torch.float32)) for t in ts]  # bf16/fp16 → fp32, fp64 stays
-    f, r = normalize_features(up(feats), self.norm), normalize_features(up(ref), self.norm)
-    return self.lam * ldifs_distance(f, r)
+    def forward(self, images: torch.Tensor | None = None) -> torch.Tensor:
+        "λ·d(θ, θ0; images); after `capture()`, the encoder's taps and input come from the recorded forward."
+        _follow(self.reference, self.encoder)
+        rec, self._capture = self._capture, None
+        if rec is not None: feats, args, kw = _recorded(self.taps, rec, images)
+        elif images is None:
+            raise ValueError("reg() needs the images, unless it follows a forward of the encoder inside `with reg.capture():`")
+        else:
+            args, kw = (images,), {}
+            with tap_features(self.encoder, self.taps) as feats: self.encoder(images)
+        with torch.no_grad(), tap_features(self.reference, self.taps) as ref: self.reference(*args, **kw)
+        up = lambda ts: [t.to(torch.promote_types(t.dtype, torch.float32)) for t in ts]  # bf16/fp16 → fp32, fp64 stays
+        f, r = normalize_features(up(feats), self.norm), normalize_features(up(ref), self.norm)
+        return self.lam * ldifs_distance(f, r)
