@@ -14,23 +14,57 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 # %% auto #0
-__all__ = ['NORMS', 'tap_depths', 'feature_taps', 'tap_features', 'normalize_features', 'extract_features']
+__all__ = ['TAP_POINTS', 'NORMS', 'tap_depths', 'auto_taps', 'tap_names', 'feature_taps', 'tap_features', 'normalize_features',
+           'extract_features']
 
 # %% ../nbs/04_features.ipynb #b085d633
+TAP_POINTS: dict[str, tuple[str, str]] = {  # architecture: (stem tap, list of blocks) as dotted module names
+    'open_clip VisionTransformer': ('ln_pre', 'transformer.resblocks'),
+    'timm VisionTransformer': ('norm_pre', 'blocks'),
+    'transformers CLIPVisionModel (>=5) / CLIPVisionTransformer (4.x)': ('pre_layrnorm', 'encoder.layers'),
+    'transformers CLIPVisionModel (4.x) / CLIPVisionModelWithProjection': ('vision_model.pre_layrnorm', 'vision_model.encoder.layers'),
+}
+
 def tap_depths(depth: int) -> list[int]:
     "1-based block indices tapped in a ViT of `depth` blocks: ⌈kL/4⌉ for k = 1..4."
     return [math.ceil(k * depth / 4) for k in range(1, 5)]
 
+def _find(visual: nn.Module, name: str) -> nn.Module | None:
+    try: return visual.get_submodule(name)
+    except AttributeError: return None
+
+def auto_taps(visual: nn.Module) -> list[str]:
+    "Names of the stem + the blocks at depth 1/4..4/4, for the first `TAP_POINTS` row whose names exist in `visual`."
+    for stem, blocks in TAP_POINTS.values():
+        b = _find(visual, blocks)
+        if _find(visual, stem) is not None and isinstance(b, (nn.ModuleList, nn.Sequential)) and len(b):
+            return [stem] + [f"{blocks}.{d - 1}" for d in tap_depths(len(b))]
+    known = '; '.join(f"{arch} ({stem} + {blocks})" for arch, (stem, blocks) in TAP_POINTS.items())
+    children = ', '.join(n for n, _ in visual.named_children()) or 'none'
+    raise ValueError(f"Cannot find LDIFS tap points in a {type(visual).__name__} (children: {children}). Automatic taps "
+                     f"know: {known}. Pass taps=[module or 'dotted.name', ...] explicitly, with names from "
+                     "encoder.named_modules() — e.g. taps=['layer1', 'layer2', 'layer3', 'layer4'] for a torchvision ResNet.")
+
+def tap_names(visual: nn.Module, taps: Sequence[nn.Module | str] | None = None) -> list[str]:
+    "Dotted names (in `visual`) of the tap modules: `auto_taps(visual)`, or `taps` given as names or submodules."
+    if taps is None: return auto_taps(visual)
+    if isinstance(taps, (str, nn.Module)) or not len(taps):
+        raise ValueError(f"taps must be a non-empty list of module names or modules, got {taps!r}")
+    names = {m: n for n, m in visual.named_modules()}
+    out = []
+    for t in taps:
+        if isinstance(t, str) and _find(visual, t) is None:
+            raise ValueError(f"No submodule {t!r} in the {type(visual).__name__}: tap names are dotted names "
+                             f"from encoder.named_modules(), e.g. {', '.join(repr(n) for n in list(names.values())[1:4])}")
+        if isinstance(t, nn.Module) and t not in names:
+            raise ValueError(f"The tap {type(t).__name__} is not a submodule of the {type(visual).__name__}")
+        if not isinstance(t, (str, nn.Module)): raise ValueError(f"A tap is a module name or a module, got {type(t).__name__}")
+        out.append(t if isinstance(t, str) else names[t])
+    return out
+
 def feature_taps(visual: nn.Module, taps: Sequence[nn.Module | str] | None = None) -> list[nn.Module]:
-    "The modules whose outputs make Φ(x): ln_pre + blocks at depth 1/4..4/4 of an open_clip ViT, or `taps`."
-    if taps is not None:
-        return [visual.get_submodule(t) if isinstance(t, str) else t for t in taps]
-    blocks = getattr(getattr(visual, 'transformer', None), 'resblocks', None)
-    if not hasattr(visual, 'ln_pre') or blocks is None:
-        raise ValueError(f"Cannot find LDIFS tap points in a {type(visual).__name__}: automatic taps need an open_clip "
-                         "VisionTransformer (ln_pre + transformer.resblocks). Pass taps=[module or 'dotted.name', ...] "
-                         "explicitly, e.g. the outputs of the 4 stages of a ResNet.")
-    return [visual.ln_pre] + [blocks[d - 1] for d in tap_depths(len(blocks))]
+    "The modules whose outputs make Φ(x): the automatic taps of `visual` (see `TAP_POINTS`), or `taps`."
+    return [visual.get_submodule(n) for n in tap_names(visual, taps)]
 
 # %% ../nbs/04_features.ipynb #44136478
 def _as_btd(x: torch.Tensor, seq_first: bool) -> torch.Tensor:
@@ -38,15 +72,18 @@ def _as_btd(x: torch.Tensor, seq_first: bool) -> torch.Tensor:
     if x.ndim == 4: return x.flatten(2).transpose(1, 2)
     return x.transpose(0, 1) if seq_first and x.ndim == 3 else x
 
+def _seq_first(visual: nn.Module, name: str) -> bool:
+    "Whether a module on the path to tap `name` (itself included) runs sequence-first (`batch_first=False`)."
+    parts = name.split('.') if name else []
+    path = [visual] + [visual.get_submodule('.'.join(parts[:i])) for i in range(1, len(parts) + 1)]
+    return any(getattr(m, 'batch_first', True) is False for m in path)
+
 @contextlib.contextmanager
 def tap_features(visual: nn.Module, taps: Sequence[nn.Module | str] | None = None):
     "Context manager: yields a list that the next forward of `visual` fills with the tap outputs [B, T, D]."
-    modules = feature_taps(visual, taps)
-    seq_first = not getattr(getattr(visual, 'transformer', None), 'batch_first', True)
     out: list[torch.Tensor] = []
-    def hook(mod, inp, o, first=False): out.append(_as_btd(o, seq_first and not first))
-    handles = [m.register_forward_hook(lambda mod, inp, o, first=(i == 0 and taps is None): hook(mod, inp, o, first))
-               for i, m in enumerate(modules)]
+    def hook(seq_first): return lambda mod, inp, o: out.append(_as_btd(o, seq_first))
+    handles = [visual.get_submodule(n).register_forward_hook(hook(_seq_first(visual, n))) for n in tap_names(visual, taps)]
     try: yield out
     finally:
         for h in handles: h.remove()
