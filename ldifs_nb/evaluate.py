@@ -24,9 +24,10 @@ from .features import extract_features
 from .losses import ldifs_distance
 
 # %% auto #0
-__all__ = ['LP_GRID', 'LP_BACKENDS', 'model_fingerprint', 'encoder_cache', 'embedding_path', 'embed', 'accuracy_scores',
-           'zeroshot_accuracy', 'ProbeResult', 'lp_head', 'linear_probe', 'param_distance', 'feature_distance',
-           'concept_forgetting', 'dataset_head', 'accuracies', 'reference_accuracies', 'evaluate_checkpoint']
+__all__ = ['LP_PROTOCOLS', 'LP_LRS', 'LP_GRID', 'LP_BACKENDS', 'LP_STEPS', 'LP_HPARAM', 'model_fingerprint', 'encoder_cache',
+           'embedding_path', 'embed', 'accuracy_scores', 'zeroshot_accuracy', 'ProbeResult', 'lp_head', 'linear_probe',
+           'param_distance', 'feature_distance', 'concept_forgetting', 'dataset_head', 'accuracies',
+           'reference_accuracies', 'evaluate_checkpoint']
 
 # %% ../nbs/06_evaluate.ipynb #ca8168df
 def model_fingerprint(visual: nn.Module) -> str:
@@ -80,21 +81,95 @@ def zeroshot_accuracy(emb, labels, head) -> dict:
     sims = torch.as_tensor(np.asarray(emb), dtype=torch.float32) @ torch.as_tensor(np.asarray(head), dtype=torch.float32).T
     return accuracy_scores(sims.argmax(1).numpy(), labels)
 
-# %% ../nbs/06_evaluate.ipynb #88da3075
-LP_GRID = (1e-6, 1e-4, 1e-2, 1.0, 1e2, 1e4, 1e6)
+# %% ../nbs/06_evaluate.ipynb #7b8f8f2c
+LP_PROTOCOLS = ('adamw', 'l2')
+LP_LRS = (0.01, 0.05, 0.1, 0.5, 1.0)                  # adamw: the released learning-rate grid
+LP_GRID = (1e-6, 1e-4, 1e-2, 1.0, 1e2, 1e4, 1e6)      # l2: the paper's grid of L (C = 1/L)
 LP_BACKENDS = ('torch', 'sklearn')
+LP_STEPS = 1000                                       # adamw: full-batch steps per fit
 
 @dataclass
 class ProbeResult:
     "A fitted linear probe and its test scores (percent)."
     acc: float
     mean_recall: float
-    weight: torch.Tensor                      # [K, D]
+    weight: torch.Tensor                      # [K, D], on L2-normalised features
     bias: torch.Tensor                        # [K]
-    reg: float                                # the chosen L (C = 1/L)
-    val_acc: dict = field(default_factory=dict)  # L -> accuracy (%) on the 10 % held out
+    protocol: str                             # 'adamw' | 'l2'
+    hparam: float                             # the chosen lr (adamw) or L (l2, C = 1/L)
+    val_acc: dict = field(default_factory=dict)  # hyper-parameter -> held-out accuracy (%)
     backend: str = 'torch'
 
+    @property
+    def lr(self) -> float | None: return self.hparam if self.protocol == 'adamw' else None
+    @property
+    def reg(self) -> float | None: return self.hparam if self.protocol == 'l2' else None
+
+def _check_protocol(protocol: str, backend: str) -> None:
+    check_name(protocol, LP_PROTOCOLS, 'LP protocol')
+    check_name(backend, LP_BACKENDS, 'LP backend')
+    if protocol == 'adamw' and backend != 'torch':
+        raise ValueError(f"LP backend {backend!r} applies to protocol='l2' only; protocol='adamw' (the released "
+                         f"PyTorch probe) runs with backend='torch'")
+
+def _probe_device(device, *arrays) -> torch.device:
+    "`device` if given, else the device of the first tensor among `arrays` (CPU for numpy): never CUDA unasked."
+    if device is not None: return resolve_device(device)
+    return next((a.device for a in arrays if isinstance(a, torch.Tensor)), torch.device('cpu'))
+
+def _features(x, device) -> torch.Tensor:
+    "Embeddings (numpy or tensor) as L2-normalised float32 [N, D] on `device`."
+    x = x.detach() if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))
+    return F.normalize(x.to(device, torch.float32), dim=-1)
+
+def _labels(y, device) -> torch.Tensor:
+    y = y.detach() if isinstance(y, torch.Tensor) else torch.as_tensor(np.asarray(y))
+    return y.to(device, torch.int64)
+
+def _n_classes(n_classes: int | None, *ys) -> int:
+    return n_classes or max(int(torch.as_tensor(np.asarray(y) if not isinstance(y, torch.Tensor) else y).max())
+                            for y in ys if y is not None) + 1
+
+def _predict(x, W: torch.Tensor, b: torch.Tensor) -> np.ndarray:
+    "Predicted classes of features x [N, D] under W [K, D] (or a stack [G, K, D], giving [G, N])."
+    x = x.to(W.device, torch.float32) if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x, np.float32), device=W.device)
+    return (x @ W.mT + b.unsqueeze(-2)).argmax(-1).cpu().numpy()
+
+def _first_best(grid: Sequence[float], val: Sequence[float]) -> int:
+    "Index of the best held-out accuracy, the first on ties (the released code's strict '>')."
+    return max(range(len(grid)), key=lambda i: (val[i], -i))
+
+# %% ../nbs/06_evaluate.ipynb #7997011f
+def _linear_init(k: int, d: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    "`nn.Linear(d, k)`'s initial (weight, bias), drawn from a CPU generator seeded with `seed` (the same on every device)."
+    g = torch.Generator().manual_seed(seed)
+    W = nn.init.kaiming_uniform_(torch.empty(k, d), a=math.sqrt(5), generator=g)
+    return W, nn.init.uniform_(torch.empty(k), -1 / math.sqrt(d), 1 / math.sqrt(d), generator=g)
+
+@torch.no_grad()
+def _fit_adamw(x: torch.Tensor, y: torch.Tensor, k: int, lrs: Sequence[float], seed: int = 0, steps: int = LP_STEPS,
+               weight_decay: float = 0.01, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
+    "One probe per lr, fitted together by full-batch AdamW on L2-normalised x [N, D]: (W [G, K, D], b [G, K])."
+    (n, d), G = x.shape, len(lrs)
+    x1 = torch.cat([x, x.new_ones(n, 1)], 1)           # bias = weight of a constant feature (AdamW is element-wise)
+    W0, b0 = _linear_init(k, d, seed)                  # every lr starts where a single-lr run with this seed would
+    P = torch.cat([W0, b0[:, None]], 1).to(x.device).repeat(G, 1)             # [G·K, D+1]: all probes, stacked
+    onehot = F.one_hot(y, k).to(x.dtype).repeat_interleave(G, 0)              # targets of the [N·G, K] logits
+    lr = torch.tensor(lrs, dtype=torch.float64, device=x.device).repeat_interleave(k)[:, None]   # per row of P
+    decay = (1 - lr * weight_decay).float()                                   # decoupled weight decay
+    m, v = torch.zeros_like(P), torch.zeros_like(P)
+    for t in range(1, steps + 1):
+        p = torch.softmax((x1 @ P.T).view(n * G, k), -1).sub_(onehot)         # dCE/dlogits, times n
+        g = p.view(n, G * k).T @ x1 / n                                       # the gradient of each probe's mean CE
+        P.mul_(decay)                                                         # torch.optim.AdamW's update, per-row lr:
+        m.lerp_(g, 1 - betas[0])
+        v.mul_(betas[1]).addcmul_(g, g, value=1 - betas[1])
+        step = (lr / (1 - betas[0] ** t)).float()
+        P.addcdiv_(m, (v.sqrt() / math.sqrt(1 - betas[1] ** t)).add_(eps).div_(step), value=-1)
+    P = P.view(G, k, d + 1)
+    return P[..., :d].contiguous(), P[..., d].contiguous()
+
+# %% ../nbs/06_evaluate.ipynb #bc144c8a
 class _Eigenbasis:
     "Centred features in the eigenbasis of their covariance (computed once, shared by a grid of fits)."
     def __init__(self, x: torch.Tensor):
@@ -155,51 +230,69 @@ def _fit_sklearn(x: np.ndarray, y: np.ndarray, k: int, reg: float, seed: int = 0
     Wk[clf.classes_], bk[clf.classes_] = W, b
     return torch.tensor(Wk, dtype=torch.float32), torch.tensor(bk, dtype=torch.float32)
 
-def _predict(x, W: torch.Tensor, b: torch.Tensor) -> np.ndarray:
-    return (torch.as_tensor(np.asarray(x), dtype=torch.float32) @ W.cpu().T + b.cpu()).argmax(1).numpy()
+# %% ../nbs/06_evaluate.ipynb #0f53070f
+def _select_adamw(xs, ys, xv, yv, k, grid, seed, refit=None):
+    "Fit every lr on (xs, ys) in one batched run, pick on (xv, yv), refit on `refit` (None: the chosen fit is final)."
+    W, b = _fit_adamw(xs, ys, k, grid, seed)
+    val = [accuracy_scores(p, yv.cpu().numpy())['top1'] for p in _predict(xv, W, b)]
+    i = _first_best(grid, val)
+    if refit is None: return W[i], b[i], grid[i], val
+    W, b = _fit_adamw(*refit, k, grid[i:i + 1], seed)
+    return W[0], b[0], grid[i], val
 
-def _select_and_fit(x, y, k: int, backend: str, seed: int, grid: Sequence[float], device=None):
-    "The protocol: pick L on the 90/10 split, refit on all of (x, y). Returns W, b, L, {L: val acc}."
-    check_name(backend, LP_BACKENDS, 'LP backend')
-    x, y = np.asarray(x, np.float32), np.asarray(y, np.int64)
-    with _threads_for(x.size * k):
-        return _protocol(x, y, k, backend, seed, grid, device)
-
-def _protocol(x: np.ndarray, y: np.ndarray, k: int, backend: str, seed: int, grid: Sequence[float], device=None):
-    tr, va = xval_indices(len(y), seed)
-    val_acc = lambda W, b: accuracy_scores(_predict(x[va], W, b), y[va])['top1']
+def _select_l2(xs, ys, xv, yv, k, grid, seed, backend, refit=None):
+    "Fit every L on (xs, ys), pick on (xv, yv), refit on `refit` (None: on (xs, ys) to the refit tolerance)."
+    val_acc = lambda W, b: accuracy_scores(_predict(xv, W, b), yv.cpu().numpy())['top1']
+    X, Y = refit if refit is not None else (xs, ys)
     if backend == 'sklearn':
-        val = {L: val_acc(*_fit_sklearn(x[tr], y[tr], k, L, seed)) for L in grid}
-    else:
-        dev = resolve_device(device)
-        X, Y = torch.as_tensor(x, device=dev), torch.as_tensor(y, device=dev)
-        basis, ytr = _Eigenbasis(X[torch.as_tensor(tr, device=dev)]), Y[torch.as_tensor(tr, device=dev)]
-        sol, val, init = {}, {}, None
-        for L in sorted(grid, reverse=True):   # strongest regularisation first, each fit warm-starts the next
-            init = _fit_torch(basis, ytr, k, L, init, tol=1e-4)  # sklearn's tolerance for the selection fits
-            sol[L] = basis.to_original(*init); val[L] = val_acc(*sol[L])
-        val = {L: val[L] for L in grid}
-    best = max(grid, key=lambda L: (val[L], -grid.index(L)))   # the first best, like the released code's strict '>'
-    if backend == 'sklearn': W, b = _fit_sklearn(x, y, k, best, seed)
-    else:
-        full = _Eigenbasis(X)
-        W, b = full.to_original(*_fit_torch(full, Y, k, best, full.from_original(*sol[best])))
-    return W.cpu(), b.cpu(), best, val
+        xs_np, ys_np = xs.cpu().numpy(), ys.cpu().numpy()
+        sol = {L: _fit_sklearn(xs_np, ys_np, k, L, seed) for L in grid}
+        val = [val_acc(*sol[L]) for L in grid]
+        L = grid[_first_best(grid, val)]
+        W, b = _fit_sklearn(X.cpu().numpy(), Y.cpu().numpy(), k, L, seed) if refit is not None else sol[L]
+        return W, b, L, val
+    basis, sol, val, init = _Eigenbasis(xs), {}, {}, None
+    for L in sorted(grid, reverse=True):       # strongest regularisation first, each fit warm-starts the next
+        init = _fit_torch(basis, ys, k, L, init, tol=1e-4)  # sklearn's tolerance for the selection fits
+        sol[L] = basis.to_original(*init); val[L] = val_acc(*sol[L])
+    val = [val[L] for L in grid]
+    L = grid[_first_best(grid, val)]
+    full = _Eigenbasis(X) if refit is not None else basis
+    W, b = full.to_original(*_fit_torch(full, Y, k, L, full.from_original(*sol[L])))
+    return W, b, L, val
 
-def lp_head(train_emb, train_y, backend: str = 'torch', seed: int = 0, n_classes: int | None = None,
-            grid: Sequence[float] = LP_GRID, device=None) -> tuple[torch.Tensor, torch.Tensor]:
-    "The LP head (W [K, D], b [K]) of the released protocol, e.g. to initialise LP-init fine-tuning."
-    k = n_classes or int(np.max(train_y)) + 1
-    W, b, _, _ = _select_and_fit(train_emb, train_y, k, backend, seed, tuple(grid), device)
+def _select_and_fit(x, y, k: int, protocol: str, backend: str, seed: int, grid, device, xv=None, yv=None):
+    "The protocol: choose the hyper-parameter on (xv, yv) — or on the seeded 90/10 split of (x, y) — and refit on (x, y)."
+    _check_protocol(protocol, backend)
+    if (xv is None) != (yv is None): raise ValueError("Give both val_emb and val_y, or neither")
+    grid = tuple(grid or (LP_LRS if protocol == 'adamw' else LP_GRID))
+    dev = _probe_device(device, x, y, xv, yv)
+    x, y = _features(x, dev), _labels(y, dev)
+    if xv is None:                             # LP evaluation: choose on 90/10 of train, refit on all of it
+        tr, va = (torch.as_tensor(i, device=dev) for i in xval_indices(len(y), seed))
+        args, refit = (x[tr], y[tr], x[va], y[va]), (x, y)
+    else:                                      # LP-init head: choose on the given val, the fit on train is final
+        args, refit = (x, y, _features(xv, dev), _labels(yv, dev)), None
+    with _threads_for(x.numel() * k * (len(grid) if protocol == 'adamw' else 1)):
+        if protocol == 'adamw': W, b, h, val = _select_adamw(*args, k, grid, seed, refit)
+        else: W, b, h, val = _select_l2(*args, k, grid, seed, backend, refit)
+    return W.cpu(), b.cpu(), h, dict(zip(grid, val))
+
+def lp_head(train_emb, train_y, val_emb=None, val_y=None, protocol: str = 'adamw', backend: str = 'torch', seed: int = 0,
+            n_classes: int | None = None, device=None, grid: Sequence[float] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    "The LP head (W [K, D], b [K], on L2-normalised features), e.g. to initialise LP-init fine-tuning."
+    k = _n_classes(n_classes, train_y, val_y)
+    W, b, _, _ = _select_and_fit(train_emb, train_y, k, protocol, backend, seed, grid, device, val_emb, val_y)
     return W, b
 
-def linear_probe(train_emb, train_y, test_emb, test_y, backend: str = 'torch', seed: int = 0,
-                 n_classes: int | None = None, grid: Sequence[float] = LP_GRID, device=None) -> ProbeResult:
-    "LP test accuracy with the released protocol: select L on 90/10 of train, refit on train, score on test."
-    k = n_classes or int(max(np.max(train_y), np.max(test_y))) + 1
-    W, b, L, val = _select_and_fit(train_emb, train_y, k, backend, seed, tuple(grid), device)
-    r = accuracy_scores(_predict(test_emb, W, b), test_y)
-    return ProbeResult(r['top1'], r['mean_recall'], W, b, L, val, backend)
+def linear_probe(train_emb, train_y, test_emb, test_y, protocol: str = 'adamw', backend: str = 'torch', seed: int = 0,
+                 n_classes: int | None = None, device=None, grid: Sequence[float] | None = None,
+                 val_emb=None, val_y=None) -> ProbeResult:
+    "LP test accuracy: choose the hyper-parameter on 90/10 of train (or on `val_emb`), refit on train, score on test."
+    k = _n_classes(n_classes, train_y, test_y, val_y)
+    W, b, h, val = _select_and_fit(train_emb, train_y, k, protocol, backend, seed, grid, device, val_emb, val_y)
+    r = accuracy_scores(_predict(_features(test_emb, W.device), W, b), _labels(test_y, 'cpu').numpy())
+    return ProbeResult(r['top1'], r['mean_recall'], W, b, protocol, h, val, backend)
 
 # %% ../nbs/06_evaluate.ipynb #5115b469
 @torch.no_grad()
@@ -254,6 +347,7 @@ def concept_forgetting(results: pd.DataFrame, reference: pd.DataFrame | None = N
 
 # %% ../nbs/06_evaluate.ipynb #34654bcc
 _HEADS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+LP_HPARAM = {'adamw': 'lp_lr', 'l2': 'lp_reg'}      # the metrics file's name for the chosen hyper-parameter
 
 def dataset_head(model: nn.Module, tokenizer, name: str) -> torch.Tensor:
     "The ZS head [K, D] of dataset `name` from `model`'s text tower (built once per model and dataset)."
@@ -263,30 +357,36 @@ def dataset_head(model: nn.Module, tokenizer, name: str) -> torch.Tensor:
         heads[name] = zeroshot_head(model, tokenizer, s.classnames, s.templates).float().cpu()
     return heads[name]
 
-def accuracies(visual: nn.Module, name: str, head, root=None, device='cpu', lp_backend: str = 'torch', seed: int = 0,
-               fingerprint: str | None = None, cache_dir=None) -> dict:
+def _lp_tag(protocol: str, backend: str) -> str:
+    "The LP part of a metrics file's name: the protocol (and, for `l2`, the back-end)."
+    _check_protocol(protocol, backend)
+    return protocol if protocol == 'adamw' else f'{protocol}-{backend}'
+
+def accuracies(visual: nn.Module, name: str, head, root=None, device='cpu', lp_protocol: str = 'adamw',
+               lp_backend: str = 'torch', seed: int = 0, fingerprint: str | None = None, cache_dir=None) -> dict:
     "ZS (if `head` is given) and LP top-1 / mean recall (percent) of `visual` on the test split of `name`, cached."
     fp, size = fingerprint or model_fingerprint(visual), image_size_of(visual)
-    tag = f"{lp_backend}_seed{seed}_zs{tensor_fingerprint({'h': torch.as_tensor(head)}, 8) if head is not None else 'none'}"
+    tag = f"lp-{_lp_tag(lp_protocol, lp_backend)}_seed{seed}_zs{tensor_fingerprint({'h': torch.as_tensor(head)}, 8) if head is not None else 'none'}"
     f = encoder_cache(fp, root, cache_dir)/f'{name}_metrics_{size}_{tag}.json'
     if f.exists(): return read_json(f)
     labels = {s: load_split(name, s, root, size).labels for s in ('train', 'test')}
     e = {s: embed(visual, name, s, root, device=device, cache_dir=cache_dir, fingerprint=fp) for s in ('train', 'test')}
     out = {}
     if head is not None: out |= {f'zs_{k}': v for k, v in zeroshot_accuracy(e['test'], labels['test'], head).items()}
-    lp = linear_probe(e['train'], labels['train'], e['test'], labels['test'], lp_backend, seed, len(get_dataset(name).classnames))
-    out |= {'lp_top1': lp.acc, 'lp_mean_recall': lp.mean_recall, 'lp_reg': lp.reg}
+    lp = linear_probe(e['train'], labels['train'], e['test'], labels['test'], lp_protocol, lp_backend, seed,
+                      len(get_dataset(name).classnames), device=device)
+    out |= {'lp_top1': lp.acc, 'lp_mean_recall': lp.mean_recall, LP_HPARAM[lp_protocol]: lp.hparam}
     write_json(f, out)
     return out
 
 def reference_accuracies(ref: nn.Module, name: str, model: nn.Module, tokenizer, root=None, device='cpu',
-                         lp_backend: str = 'torch', seed: int = 0) -> dict:
+                         lp_protocol: str = 'adamw', lp_backend: str = 'torch', seed: int = 0) -> dict:
     "ZS/LP accuracies (percent) of the reference encoder on `name`, with ZS heads from `model`; cached on disk."
-    return accuracies(ref, name, dataset_head(model, tokenizer, name), root, device, lp_backend, seed)
+    return accuracies(ref, name, dataset_head(model, tokenizer, name), root, device, lp_protocol, lp_backend, seed)
 
 def evaluate_checkpoint(visual: nn.Module, datasets: Sequence[str], ref: nn.Module | None = None,
                         model: nn.Module | None = None, tokenizer=None, task: str | None = None, root=None,
-                        device='cpu', lp_backend: str = 'torch', seed: int = 0, norm: str = 'channel',
+                        device='cpu', lp_protocol: str = 'adamw', lp_backend: str = 'torch', seed: int = 0, norm: str = 'channel',
                         fd_examples: int | None = 2000, heads: dict | None = None, cache_dir=None) -> pd.DataFrame:
     "Tidy table (dataset, split, metric, value): ZS/LP accuracy, Δ vs `ref` (Eq. 2), feature and parameter distances."
     def head_of(n):
@@ -297,12 +397,12 @@ def evaluate_checkpoint(visual: nn.Module, datasets: Sequence[str], ref: nn.Modu
     rows = []
     for name in datasets:
         get_dataset(name)
-        acc = accuracies(visual, name, head_of(name), root, device, lp_backend, seed, fp, cache_dir)
+        acc = accuracies(visual, name, head_of(name), root, device, lp_protocol, lp_backend, seed, fp, cache_dir)
         if ref is not None:
-            r0 = accuracies(ref, name, head_of(name), root, device, lp_backend, seed, fp_ref, cache_dir)
+            r0 = accuracies(ref, name, head_of(name), root, device, lp_protocol, lp_backend, seed, fp_ref, cache_dir)
             acc |= {'delta_zs': acc['zs_top1'] - r0['zs_top1']} if 'zs_top1' in acc else {}
             acc |= {'delta_lp': acc['lp_top1'] - r0['lp_top1']}
-        rows += [dict(dataset=name, split='test', metric=k, value=float(v)) for k, v in acc.items() if k != 'lp_reg']
+        rows += [dict(dataset=name, split='test', metric=k, value=float(v)) for k, v in acc.items() if k not in LP_HPARAM.values()]
         if ref is not None:
             for split in (('train', 'test') if name == task else ('test',)):
                 d = 0. if fp == fp_ref else feature_distance(visual, ref, name, split, root, norm, max_examples=fd_examples, device=device)

@@ -53,12 +53,12 @@ def pretrain_micro_clip(steps: int = 1500, batch_size: int = 256, lr: float = 2e
     return model, hist
 
 # %% ../nbs/07_pretrain.ipynb #9608c763
-def micro_quality(root=None, lp_backend: str = 'torch') -> 'pd.DataFrame':
+def micro_quality(root=None, lp_protocol: str = 'adamw', lp_backend: str = 'torch') -> 'pd.DataFrame':
     "ZS and LP test accuracy (%) of the shipped micro-CLIP on every micro task."
     import pandas as pd
     from ldifs_nb.data import MICRO_DATASETS
     from ldifs_nb.evaluate import reference_accuracies
     model, _, tok = load_clip(MICRO_CLIP)
-    rows = [{'task': n, **{k: round(v, 1) for k, v in reference_accuracies(model.visual, n, model, tok, root, lp_backend=lp_backend).items()}}
-            for n in MICRO_DATASETS]
+    acc = lambda n: reference_accuracies(model.visual, n, model, tok, root, lp_protocol=lp_protocol, lp_backend=lp_backend)
+    rows = [{'task': n, **{k: round(v, 1) for k, v in acc(n).items()}} for n in MICRO_DATASETS]
     return pd.DataFrame(rows).set_index('task')[['zs_top1', 'lp_top1', 'zs_mean_recall', 'lp_mean_recall']]
