@@ -103,6 +103,8 @@ def resolve_config(cfg: FinetuneConfig | None = None, **overrides) -> FinetuneCo
     check_name(cfg.norm, ('channel', 'flat'), 'norm')
     check_name(cfg.lp_backend, ('torch', 'sklearn'), 'lp_backend')
     check_name(cfg.lp_protocol, ('adamw', 'l2'), 'lp_protocol')
+    if cfg.lp_protocol == 'adamw' and cfg.lp_backend != 'torch':
+        raise ValueError(f"lp_backend={cfg.lp_backend!r} applies to lp_protocol='l2' only; the 'adamw' probe runs with lp_backend='torch'")
     dev = resolve_device(cfg.device)
     if cfg.bf16 and dev.type != 'cuda': raise ValueError("bf16=True needs a CUDA device (bf16 autocast is a GPU option)")
     return dataclasses.replace(cfg, method=m.name, init=m.init, model=model, pretrained=pretrained, quick_gelu=quick_gelu,
@@ -168,9 +170,11 @@ def build_model(cfg: FinetuneConfig, start: dict | None = None, anchor: dict | N
         if not fit_head: W, b = torch.zeros(K, clip_model.text_projection.shape[1]), torch.zeros(K)
         elif m.init == 'zs': W, b = zeroshot_head(clip_model, tok, spec.classnames, spec.templates), torch.zeros(K)  # trainable zero bias (released ClassificationHead)
         else:
-            tr = load_split(cfg.dataset, 'train90', cfg.data_root, size)
-            W, b = lp_head(embed(visual, cfg.dataset, 'train90', cfg.data_root, device=dev), tr.labels,
-                           backend=cfg.lp_backend, seed=cfg.seed, n_classes=K)
+            tr, va = (load_split(cfg.dataset, s, cfg.data_root, size) for s in ('train90', 'val10'))
+            emb = lambda s: embed(visual, cfg.dataset, s, cfg.data_root, device=dev)
+            # the released protocol for LP-init heads: choose the hyper-parameter on val10, fit on train90
+            W, b = lp_head(emb('train90'), tr.labels, emb('val10'), va.labels, protocol=cfg.lp_protocol,
+                           backend=cfg.lp_backend, seed=cfg.seed, n_classes=K, device=dev)
             W, b = torch.as_tensor(W, dtype=torch.float32), torch.as_tensor(b, dtype=torch.float32)
         model = ImageClassifier(visual, W.to(dev), b.to(dev), scale=scale if m.init == 'zs' else 1.0).to(dev)
         encoder = model.encoder
@@ -419,7 +423,8 @@ def evaluate_run(rd: str | Path, device: str = 'auto', data_root: str | None = N
         st = split_state(state, m.objective)
         visual = copy.deepcopy(base); visual.load_state_dict(st['visual']); visual.eval()
         df = evaluate_checkpoint(visual, list(cfg.eval_datasets), ref=base, model=clip_model, tokenizer=tok,
-                                 task=cfg.dataset, root=data_root, device=dev, lp_backend=cfg.lp_backend, seed=cfg.seed, norm=cfg.norm)
+                                 task=cfg.dataset, root=data_root, device=dev, lp_protocol=cfg.lp_protocol, lp_backend=cfg.lp_backend,
+                                 seed=cfg.seed, norm=cfg.norm)
         if m.objective == 'ce':
             W, b = state['head.weight'], state.get('head.bias', torch.zeros(len(state['head.weight'])))
         else:
