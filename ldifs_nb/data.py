@@ -596,7 +596,7 @@ def images_to_tensor(images, mean: Sequence[float], std: Sequence[float], device
     x = torch.from_numpy(np.array(images, dtype=np.uint8)).to(device or 'cpu').permute(0, 3, 1, 2)
     return normalise(x, mean, std)
 
-# %% ../nbs/02_data.ipynb #3e4db5fb
+# %% ../nbs/02_data.ipynb #77d97705
 def _store(ds) -> ImageStore:
     return ds.images if isinstance(ds, ArrayDataset) else ds
 
