@@ -21,7 +21,7 @@ from safetensors.torch import save_file, load_file
 import ldifs_nb
 from .core import (check_name, check_positive, resolve_device, seed_everything, write_json, read_json,
                            atomic_path, file_sha256, progress, is_quiet, as_list, RESULT_COLUMNS)
-from .data import get_dataset, load_split, images_to_tensor, DATASETS
+from .data import get_dataset, load_split, images_to_tensor, DATASETS, eval_batch, train_batch
 from .models import load_clip, zeroshot_head, ImageClassifier, image_size_of, norm_stats, MICRO_CLIP
 from .losses import get_method, method_loss, reference_params, class_prompt_tokens, Method, METHODS
 from .evaluate import embed, lp_head, evaluate_checkpoint
@@ -294,7 +294,8 @@ def finetune(cfg: FinetuneConfig | None = None, callbacks: Sequence[Callable] = 
         for s in bar:
             if s in ckpts and not (resuming and s == step): checkpoint(s)
             idx = np.sort(batch_indices(len(train), cfg.batch_size, s, cfg.seed))
-            x = images_to_tensor(train.images[idx], p.mean, p.std).to(dev)
+            x = (train_batch(train, idx, p.image_size, p.mean, p.std, dev, cfg.seed, s) if cfg.augment   # open_clip's train transform
+                 else eval_batch(train, idx, p.image_size, p.mean, p.std, dev))
             y = torch.as_tensor(train.labels[idx], dtype=torch.long, device=dev)
             kw = dict(p.loss_kw)
             if p.method.objective != 'ce': kw['generator'] = torch.Generator().manual_seed(cfg.seed * 1_000_003 + s)
