@@ -1,7 +1,7 @@
-"""Loader benchmark: images/s of the prepared uint8 cache (`ldifs_nb.data.load_split`, memory-mapped, + `images_to_tensor`)
-against decoding the image files every epoch (torchvision `ImageFolder` + open_clip's eval transform), on the same
-generated folder of JPEGs (RESISC45-like: 256x256, class sub-folders), producing the same normalised [B, 3, 224, 224]
-batches in the same shuffled order.
+"""Loader benchmark: images/s of the prepared store (`ldifs_nb.data.load_split`, memory-mapped, + `train_batch` /
+`eval_batch`) against decoding the image files every epoch (torchvision `ImageFolder` + open_clip's train / eval
+transform), on the same generated folder of JPEGs (RESISC45-like: 256x256, class sub-folders), producing normalised
+[B, 3, 224, 224] batches of the same images in the same shuffled order (training: RandomResizedCrop(224, scale=(0.9, 1))).
 
     python bench/bench_loader.py                          # 2,000 JPEGs, 224 px, batch 128, 2 epochs each
     python bench/bench_loader.py --n 5000 --workers 2     # DataLoader workers for the decoding side
@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ldifs_nb.data import DatasetSpec, ImageFolderSource, register_dataset, prepare_dataset, load_split, images_to_tensor
+from ldifs_nb.data import DatasetSpec, ImageFolderSource, register_dataset, prepare_dataset, load_split, train_batch, eval_batch
 
 CLASSES = [f'class{i:02d}' for i in range(10)]
 
@@ -35,11 +35,11 @@ def make_folder(root: Path, n: int, size: int = 256, seed: int = 0) -> None:
     for split in ('train', 'test'): (root/'raw'/'bench-folder'/f'split-{split}.txt').write_text('\n'.join(names) + '\n')
 
 
-def cached_epoch(ds, order, batch, mean, std) -> int:
+def cached_epoch(ds, order, batch, size, mean, std, train, seed) -> int:
     n = 0
-    for i in range(0, len(order), batch):
+    for s, i in enumerate(range(0, len(order), batch)):
         idx = np.sort(order[i:i + batch])  # sorted rows read faster from a memory map; the batch is the same set
-        x = images_to_tensor(ds.images[idx], mean, std)
+        x = train_batch(ds, idx, size, mean, std, seed=seed, step=s) if train else eval_batch(ds, idx, size, mean, std)
         n += len(x)
     return n
 
@@ -74,20 +74,19 @@ def main():
     print(f"prepare_dataset (once; both splits = {2 * a.n} images): {t_prep:.1f}s = {2 * a.n / t_prep:.0f} images/s")
     ds = load_split('bench-folder', 'train', root, a.size)
     mean, std = open_clip.OPENAI_DATASET_MEAN, open_clip.OPENAI_DATASET_STD
-    preprocess = open_clip.image_transform(a.size, is_train=False)
     folder = root/'raw'/'bench-folder'/'images'
-    rate = {'cached': [], 'decoded': []}
-    for e in range(a.epochs):  # interleaved, so both see the same machine load
-        order = np.random.default_rng(e).permutation(a.n)
-        t = time.perf_counter(); n = cached_epoch(ds, order, a.batch, mean, std); rate['cached'].append(n / (time.perf_counter() - t))
-        t = time.perf_counter(); n = decoded_epoch(folder, order, a.batch, preprocess, a.workers); rate['decoded'].append(n / (time.perf_counter() - t))
-    c, d = np.median(rate['cached']), np.median(rate['decoded'])
     print(f"\n{a.n} JPEGs {a.src_size}px -> {a.size}px, batch {a.batch}, {a.epochs} epochs each (median), torch threads {torch.get_num_threads()}, "
           f"decode workers {a.workers}")
-    print(f"{'loader':34s} {'images/s':>10s}")
-    print(f"{'cached uint8 arrays (load_split)':34s} {c:10.0f}")
-    print(f"{'decode JPEG + open_clip transform':34s} {d:10.0f}")
-    print(f"ratio cached / decoded: {c / d:.1f}x")
+    print(f"{'transform':10s} {'store (load_split)':>20s} {'decode JPEG + open_clip':>25s} {'ratio':>7s}  (images/s)")
+    for kind in ('train', 'eval'):
+        preprocess = open_clip.image_transform(a.size, is_train=kind == 'train')
+        rate = {'cached': [], 'decoded': []}
+        for e in range(a.epochs):  # interleaved, so both see the same machine load
+            order = np.random.default_rng(e).permutation(a.n)
+            t = time.perf_counter(); n = cached_epoch(ds, order, a.batch, a.size, mean, std, kind == 'train', e); rate['cached'].append(n / (time.perf_counter() - t))
+            t = time.perf_counter(); n = decoded_epoch(folder, order, a.batch, preprocess, a.workers); rate['decoded'].append(n / (time.perf_counter() - t))
+        c, d = np.median(rate['cached']), np.median(rate['decoded'])
+        print(f"{kind:10s} {c:20.0f} {d:25.0f} {c / d:6.1f}x")
     if not a.root: shutil.rmtree(root)
 
 

@@ -1,4 +1,4 @@
-"""The dataset registry (the paper's nine datasets and the micro tasks), prepared once into a cache of uint8 arrays, and read fast.
+"""The dataset registry (the paper's nine datasets and the micro tasks), prepared once into a compact store, and turned into model inputs on the device.
 
 Docs: https://ldifs-nb.github.io/ldifs_nb/data.html.md"""
 
@@ -6,7 +6,7 @@ Docs: https://ldifs-nb.github.io/ldifs_nb/data.html.md"""
 
 # %% ../nbs/02_data.ipynb #93b7fb06
 from __future__ import annotations
-import contextlib, io, os
+import contextlib, io, math, os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +14,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from .core import MissingDataError, check_name, atomic_path, write_json, read_json, progress
@@ -22,11 +23,12 @@ from .core import MissingDataError, check_name, atomic_path, write_json, read_js
 __all__ = ['DATASETS', 'CARS_CLASSES', 'CIFAR10_CLASSES', 'CIFAR100_CLASSES', 'DTD_CLASSES', 'EUROSAT_CLASSES', 'GTSRB_CLASSES',
            'RESISC45_CLASSES', 'CARS_TEMPLATES', 'CIFAR10_TEMPLATES', 'DTD_TEMPLATES', 'EUROSAT_TEMPLATES',
            'GTSRB_TEMPLATES', 'MNIST_TEMPLATES', 'RESISC45_TEMPLATES', 'CIFAR100_TEMPLATES', 'DIGITS', 'SVHN_TEMPLATES',
-           'EUROSAT_FOLDERS', 'MICRO_VERSION', 'PAPER_DATASETS', 'MICRO_DATASETS', 'RAW_SPLITS', 'SPLITS',
-           'DatasetSpec', 'register_dataset', 'get_dataset', 'default_root', 'TorchvisionSource', 'SeededSplit',
-           'ImageFolderSource', 'MicroSource', 'register_micro_task', 'resize_center_crop', 'cache_key', 'cache_dir',
-           'open_source', 'prepare_dataset', 'xval_indices', 'RowView', 'ArrayDataset', 'load_split',
-           'images_to_tensor']
+           'EUROSAT_FOLDERS', 'MICRO_VERSION', 'PAPER_DATASETS', 'MICRO_DATASETS', 'STORE_LAYOUT', 'RAW_SPLITS',
+           'SPLITS', 'DatasetSpec', 'register_dataset', 'get_dataset', 'default_root', 'TorchvisionSource',
+           'SeededSplit', 'ImageFolderSource', 'MicroSource', 'register_micro_task', 'short_side_to', 'capped_size',
+           'cap_image', 'resize_center_crop', 'cache_key', 'resolve_cap', 'cache_dir', 'open_source', 'prepare_dataset',
+           'xval_indices', 'RowView', 'ImageStore', 'ArrayDataset', 'load_split', 'normalise', 'images_to_tensor',
+           'resize_uint8', 'eval_batch', 'crop_seed', 'crop_box', 'crop_boxes', 'train_batch']
 
 # %% ../nbs/02_data.ipynb #0235c275
 @dataclass
@@ -36,15 +38,22 @@ class DatasetSpec:
     classnames: list[str]
     templates: list[str]      # format strings with one '{}' for the class name
     epochs: int               # fine-tuning epochs of the paper (SPEC §3)
-    source: Any               # callable (raw_dir: Path, split: 'train'|'test') -> samples; see "Sources" below
+    source: Any               # callable (raw_dir: Path, split: 'train'|'test'|heldout) -> samples; see "Sources" below
     how_to_get: str           # shown in the MissingDataError; may use {raw} (the expected folder) and {name}
     kind: str = 'paper'       # 'paper' | 'micro'
     version: str = ''         # bump when the source's images or labels change: part of every cache key
+    heldout: str = ''         # a split of the source held out for selection: then val10 = it and train90 = all of train
 
     def __post_init__(self):
         bad = [t for t in self.templates if t.count('{}') != 1]
         if bad: raise ValueError(f"Dataset {self.name!r}: every template needs exactly one '{{}}', got {bad}")
         check_name(self.kind, ('paper', 'micro'), 'dataset kind')
+        if self.heldout in ('train', 'test'): raise ValueError(f"Dataset {self.name!r}: heldout must name a third split, not {self.heldout!r}")
+
+    @property
+    def raw_splits(self) -> tuple[str, ...]:
+        "The splits the source is asked for and the store keeps: train, test (and the held-out one)."
+        return ('train', 'test') + ((self.heldout,) if self.heldout else ())
 
 DATASETS: dict[str, DatasetSpec] = {}
 
@@ -58,7 +67,7 @@ def get_dataset(name: str) -> DatasetSpec:
     return DATASETS[check_name(name, DATASETS, 'dataset')]
 
 def default_root() -> Path:
-    "Where raw data, prepared arrays and embeddings live: `$LDIFS_DATA`, else `~/.cache/ldifs_nb`."
+    "Where raw data, prepared stores and embeddings live: `$LDIFS_DATA`, else `~/.cache/ldifs_nb`."
     return Path(os.environ.get('LDIFS_DATA') or Path.home()/'.cache'/'ldifs_nb')
 
 # %% ../nbs/02_data.ipynb #385f037a
@@ -247,16 +256,18 @@ class TorchvisionSource:
 
 @dataclass
 class SeededSplit:
-    "Cut an unsplit dataset into test = first `n_test` of a seeded permutation, (unused) val = next `n_val`, train = rest."
+    "Cut an unsplit dataset by a seeded permutation: test = its first `n_test`, val = the next `n_val`, train = the rest."
     base: Any
     n_test: int
     n_val: int = 0
     seed: int = 0
 
     def indices(self, n: int, split: str) -> np.ndarray:
-        "Sorted indices of `split` among `n` samples."
+        "Sorted indices of `split` ('train', 'val' or 'test') among `n` samples."
+        check_name(split, ('train', 'val', 'test'), 'split')
         perm = np.random.default_rng(self.seed).permutation(n)
-        return np.sort(perm[:self.n_test] if split == 'test' else perm[self.n_test + self.n_val:])
+        cut = {'test': perm[:self.n_test], 'val': perm[self.n_test:self.n_test + self.n_val], 'train': perm[self.n_test + self.n_val:]}
+        return np.sort(cut[split])
 
     def __call__(self, raw: Path, split: str, download: bool = True):
         ds = self.base(raw, 'all', download)
@@ -321,7 +332,7 @@ for _spec in [
     DatasetSpec('dtd', DTD_CLASSES, DTD_TEMPLATES, 76,
                 _tv('DTD', {'split': 'train', 'partition': 1}, {'split': 'test', 'partition': 1}, class_folders=DTD_CLASSES), _AUTO),
     DatasetSpec('eurosat', EUROSAT_CLASSES, EUROSAT_TEMPLATES, 12,
-                SeededSplit(TorchvisionSource('EuroSAT', {'all': {}}, class_folders=EUROSAT_FOLDERS), n_test=2700, n_val=2700), _AUTO),
+                SeededSplit(TorchvisionSource('EuroSAT', {'all': {}}, class_folders=EUROSAT_FOLDERS), n_test=2700, n_val=2700), _AUTO, heldout='val'),
     DatasetSpec('gtsrb', GTSRB_CLASSES, GTSRB_TEMPLATES, 11, _tv('GTSRB', {'split': 'train'}, {'split': 'test'}), _AUTO),
     DatasetSpec('mnist', DIGITS, MNIST_TEMPLATES, 10, _tv('MNIST', {'train': True}, {'train': False}), _AUTO),
     DatasetSpec('resisc45', RESISC45_CLASSES, RESISC45_TEMPLATES, 15,
@@ -345,28 +356,56 @@ PAPER_DATASETS = [n for n, s in DATASETS.items() if s.kind == 'paper']
 MICRO_DATASETS = [n for n, s in DATASETS.items() if s.kind == 'micro']
 
 # %% ../nbs/02_data.ipynb #28993ec4
+STORE_LAYOUT = 2   # version of the store's layout: part of every store folder's name, so no other layout is misread
+
+def short_side_to(h: int, w: int, size: int) -> tuple[int, int]:
+    "(h, w) after resizing the short side to `size`, rounded like torchvision's `resize` (the long side truncated)."
+    return (size, int(size * w / h)) if h <= w else (int(size * h / w), size)
+
+def capped_size(h: int, w: int, cap: int) -> tuple[int, int]:
+    "(h, w) of an image in a store with short-side cap `cap` (0 = no cap): unchanged unless its short side exceeds `cap`."
+    return short_side_to(h, w, cap) if cap and min(h, w) > cap else (h, w)
+
+def _rgb(img) -> Image.Image:
+    if isinstance(img, (str, Path)):
+        with Image.open(img) as im: return im.convert('RGB')
+    if isinstance(img, np.ndarray): img = Image.fromarray(img)
+    return img.convert('RGB')
+
+def cap_image(img, cap: int) -> np.ndarray:
+    "PIL image, image file or HWC uint8 array → RGB uint8 [h, w, 3], short side resized to `cap` (bicubic) if it is larger."
+    from torchvision.transforms import functional as TF, InterpolationMode
+    img = _rgb(img)
+    if cap and min(img.size) > cap: img = TF.resize(img, cap, interpolation=InterpolationMode.BICUBIC)
+    return np.asarray(img, dtype=np.uint8)
+
 def resize_center_crop(img, size: int) -> np.ndarray:
     "PIL image, image file or HWC uint8 array → RGB uint8 [size, size, 3]: shortest side to `size` (bicubic), centre crop."
     from torchvision.transforms import functional as TF, InterpolationMode
-    if isinstance(img, (str, Path)):
-        with Image.open(img) as im: img = im.convert('RGB')
-    elif isinstance(img, np.ndarray): img = Image.fromarray(img)
-    img = img.convert('RGB')
+    img = _rgb(img)
     if img.size != (size, size):
         img = TF.center_crop(TF.resize(img, size, interpolation=InterpolationMode.BICUBIC), size)
     return np.asarray(img, dtype=np.uint8)
 
 # %% ../nbs/02_data.ipynb #2250021f
-RAW_SPLITS = ('train', 'test')
+RAW_SPLITS = ('train', 'test')   # the splits every source has (a spec may add a held-out one: `DatasetSpec.raw_splits`)
 
 def cache_key(name: str) -> str:
-    "The name under which `name`'s prepared arrays and embeddings are cached: `name`, or `name@version` for a versioned source."
+    "The name under which `name`'s prepared store and embeddings are cached: `name`, or `name@version` for a versioned source."
     v = get_dataset(name).version
     return f"{name}@{v}" if v else name
 
-def cache_dir(name: str, root: str | Path | None = None, image_size: int = 224) -> Path:
-    "Folder of the prepared arrays of dataset `name` at `image_size`."
-    return Path(root or default_root())/'cache'/cache_key(name)/str(image_size)
+def resolve_cap(image_size: int = 224, cap: int | None = None) -> int:
+    "The store's short-side cap: `cap`, or the input size when None; 0 = native resolution."
+    c = image_size if cap is None else cap
+    if isinstance(c, bool) or not isinstance(c, (int, np.integer)) or c < 0:
+        raise ValueError(f"cap must be an integer >= 0 (0 = no cap) or None (= the input size), got {cap!r}")
+    return int(c)
+
+def cache_dir(name: str, root: str | Path | None = None, image_size: int = 224, cap: int | None = None) -> Path:
+    "Folder of the prepared store of dataset `name` (short side capped at `cap`, default the input size)."
+    c = resolve_cap(image_size, cap)
+    return Path(root or default_root())/'cache'/cache_key(name)/f"store{STORE_LAYOUT}-{f'cap{c}' if c else 'native'}"
 
 def _missing(spec: DatasetSpec, raw: Path, err: BaseException) -> MissingDataError:
     reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
@@ -387,46 +426,65 @@ def _save_npy(path: Path, arr: np.ndarray):
     with atomic_path(path) as tmp:
         with open(tmp, 'wb') as f: np.save(f, arr, allow_pickle=False)
 
-def _decode_into(samples, path: Path, size: int, workers: int) -> np.ndarray:
-    "Decode + resize `samples` ((image, label) items) straight into a memory-mapped .npy at `path`; return the labels."
-    n = len(samples); labels = np.empty(n, np.int64)
-    with atomic_path(path) as tmp:
-        arr = np.lib.format.open_memmap(tmp, mode='w+', dtype=np.uint8, shape=(n, size, size, 3))
-        def work(i):
-            img, y = samples[i]
-            arr[i] = resize_center_crop(img, size); labels[i] = int(y)
-        with ThreadPoolExecutor(max(1, workers)) as ex:
-            for _ in progress(ex.map(work, range(n)), total=n): pass
-        arr.flush(); del arr
-    return labels
+_HEADER = 128   # bytes of the .npy header of a 1-D uint8 array (numpy pads headers to a multiple of 64)
 
-def _write_split(samples, folder: Path, split: str, size: int, n_classes: int, workers: int, desc: str) -> int:
-    "Decode, resize and store one split; return its size."
+def _write_pixels(images, n: int, path: Path) -> np.ndarray:
+    "Stream `n` (HWC uint8 image, original h, original w) into one flat uint8 .npy; return (h, w, offset, orig h, orig w) [n, 5]."
+    shapes, off = np.zeros((n, 5), np.int64), 0
+    with atomic_path(path) as tmp:
+        with open(tmp, 'wb') as f:
+            f.write(b'\0' * _HEADER)
+            for k, (a, oh, ow) in enumerate(images):
+                a = np.ascontiguousarray(a, dtype=np.uint8)
+                shapes[k] = a.shape[0], a.shape[1], off, oh, ow
+                f.write(a.data); off += a.size
+            hdr = io.BytesIO()
+            np.lib.format.write_array_header_1_0(hdr, {'descr': '|u1', 'fortran_order': False, 'shape': (off,)})
+            if len(hdr.getvalue()) != _HEADER: raise RuntimeError(f".npy header of {len(hdr.getvalue())} bytes, expected {_HEADER}")
+            f.seek(0); f.write(hdr.getvalue())
+    return shapes
+
+def _decoded(samples, cap: int, labels: np.ndarray, workers: int, chunk: int = 512):
+    "Decode + cap `samples` ((image, label) items) in a thread pool; yield (image, orig h, orig w) in order, fill `labels`."
+    def work(i):
+        img, y = samples[i]
+        img = _rgb(img); labels[i] = int(y)
+        return cap_image(img, cap), img.height, img.width
+    with ThreadPoolExecutor(max(1, workers)) as ex:
+        for s in range(0, len(samples), chunk): yield from ex.map(work, range(s, min(len(samples), s + chunk)))
+
+def _write_split(samples, folder: Path, split: str, cap: int, n_classes: int, workers: int, desc: str) -> dict:
+    "Decode, cap and store one split; return its summary (count, stored sizes, how many were capped)."
     if isinstance(samples, tuple) and len(samples) == 2 and isinstance(samples[0], np.ndarray):  # in-memory arrays
         ims, labels = samples
-        if ims.shape[1:] != (size, size, 3): ims = np.stack([resize_center_crop(im, size) for im in ims])
-        _save_npy(folder/f'{split}_images.npy', np.ascontiguousarray(ims, dtype=np.uint8))
         labels = np.asarray(labels, np.int64)
-    elif len(samples) == 0:
-        _save_npy(folder/f'{split}_images.npy', np.zeros((0, size, size, 3), np.uint8)); labels = np.zeros(0, np.int64)
-    else: labels = _decode_into(samples, folder/f'{split}_images.npy', size, workers)
+        items = ((cap_image(im, cap) if im.ndim != 3 or im.shape[2] != 3 or min(im.shape[:2]) > cap > 0 else im,
+                  im.shape[0], im.shape[1]) for im in ims)
+    else:
+        labels = np.empty(len(samples), np.int64)
+        items = _decoded(samples, cap, labels, workers)
+    shapes = _write_pixels(progress(items, total=len(labels)), len(labels), folder/f'{split}_pixels.npy')
     if len(labels) and (labels.min() < 0 or labels.max() >= n_classes):
         raise ValueError(f"{desc}: labels outside 0..{n_classes - 1} (found {labels.min()}..{labels.max()})")
-    _save_npy(folder/f'{split}_labels.npy', labels)
-    return len(labels)
+    _save_npy(folder/f'{split}_shapes.npy', shapes); _save_npy(folder/f'{split}_labels.npy', labels)
+    capped = int(np.sum((shapes[:, 0] != shapes[:, 3]) | (shapes[:, 1] != shapes[:, 4])))
+    return dict(count=len(labels), bytes=int((shapes[:, 0] * shapes[:, 1] * 3).sum()), capped=capped,
+                min_hw=shapes[:, :2].min(0).tolist() if len(labels) else None, max_hw=shapes[:, :2].max(0).tolist() if len(labels) else None)
 
 def prepare_dataset(name: str, root: str | Path | None = None, image_size: int = 224, download: bool = True,
-                    workers: int | None = None) -> Path:
-    "Decode + resize every image of `name` once into uint8 .npy arrays (idempotent); return the cache folder."
+                    workers: int | None = None, cap: int | None = None) -> Path:
+    "Decode every image of `name` once into a native-resolution store, short side capped at `cap` (default `image_size`); idempotent."
     spec, root = get_dataset(name), Path(root or default_root())
-    out = cache_dir(name, root, image_size)
+    out = cache_dir(name, root, image_size, cap)
     if (out/'meta.json').exists(): return out
-    samples = {s: open_source(name, s, root, download) for s in RAW_SPLITS}
+    samples = {s: open_source(name, s, root, download) for s in spec.raw_splits}
     out.mkdir(parents=True, exist_ok=True)
     workers = workers or min(8, os.cpu_count() or 1)
-    counts = {s: _write_split(samples[s], out, s, image_size, len(spec.classnames), workers, f'{name} {s}') for s in RAW_SPLITS}
-    write_json(out/'meta.json', dict(name=name, image_size=image_size, counts=counts, n_classes=len(spec.classnames),
-                                     source=str(spec.source), resize='shortest side bicubic + centre crop (open_clip eval)'))
+    c = resolve_cap(image_size, cap)
+    splits = {s: _write_split(samples[s], out, s, c, len(spec.classnames), workers, f'{name} {s}') for s in spec.raw_splits}
+    write_json(out/'meta.json', dict(name=name, layout=STORE_LAYOUT, cap=c, counts={s: v['count'] for s, v in splits.items()},
+                                     splits=splits, n_classes=len(spec.classnames), source=str(spec.source),
+                                     resize=f'native resolution; short side > {c} resized to {c} (bicubic, open_clip eval resize)' if c else 'native resolution'))
     return out
 
 # %% ../nbs/02_data.ipynb #20a47805
@@ -453,32 +511,163 @@ class RowView:
     def __getitem__(self, key): return self.base[self.idx[key]]
     def __array__(self, dtype=None, copy=None): return np.asarray(self.base[self.idx], dtype=dtype)
 
+class ImageStore:
+    "Images of one split: flat uint8 pixels (memory-mapped) + per-image (h, w, offset, orig h, orig w); the rows `idx` of it."
+    def __init__(self, pixels: np.ndarray, shapes: np.ndarray, idx: np.ndarray | None = None):
+        self.pixels, self.shapes = pixels, np.asarray(shapes, np.int64)
+        self.idx = np.arange(len(self.shapes)) if idx is None else np.asarray(idx, np.int64)
+        hw = np.unique(self.shapes[:, :2], axis=0)
+        self.size = tuple(int(v) for v in hw[0]) if len(hw) == 1 else None   # (h, w) shared by all images, else None
+        self._grid = pixels.reshape(len(self.shapes), *self.size, 3) if self.size else None
+
+    def __len__(self): return len(self.idx)
+    @property
+    def shape(self): return (len(self),) + (self.size or (None, None)) + (3,)
+    @property
+    def dtype(self): return np.dtype(np.uint8)
+    def hw(self, key=slice(None)) -> np.ndarray:
+        "Stored (h, w) [k, 2] of the images `key` (an index array, slice or int)."
+        return self.shapes[self.idx[key], :2]
+    def original_hw(self, key=slice(None)) -> np.ndarray:
+        "(h, w) [k, 2] of the images `key` before the cap."
+        return self.shapes[self.idx[key], 3:]
+    def subset(self, idx) -> ImageStore:
+        "The images `idx` of this store, as a store (no copy)."
+        return ImageStore(self.pixels, self.shapes, self.idx[idx])
+
+    def _one(self, j: int) -> np.ndarray:
+        if self._grid is not None: return self._grid[j]
+        h, w, o = (int(v) for v in self.shapes[j, :3])
+        return self.pixels[o:o + h * w * 3].reshape(h, w, 3)
+
+    def __getitem__(self, key):
+        if isinstance(key, (int, np.integer)): return self._one(self.idx[key])
+        js = self.idx[key]
+        return self._grid[js] if self._grid is not None else [self._one(j) for j in js]
+
+    def __array__(self, dtype=None, copy=None):
+        if self._grid is not None: return np.asarray(self._grid[self.idx], dtype=dtype)
+        if len(np.unique(self.hw(), axis=0)) > 1:
+            raise ValueError(f"The {len(self)} images have {len(np.unique(self.hw(), axis=0))} different sizes and form no single "
+                             "array: index them one at a time, or use eval_batch / train_batch.")
+        return np.asarray(np.stack([self._one(j) for j in self.idx]) if len(self) else np.zeros((0, 0, 0, 3), np.uint8), dtype=dtype)
+
 @dataclass
 class ArrayDataset:
-    "Images (uint8 [N, S, S, 3], memory-mapped or a RowView) and int64 labels [N] of one split."
+    "Images (an `ImageStore`) and int64 labels [N] of one split; `rows` of the stored split `source_split` (None = all)."
     images: Any
     labels: np.ndarray
     name: str = ''
     split: str = ''
+    source_split: str = ''
+    rows: np.ndarray | None = None
     def __len__(self): return len(self.labels)
     def __getitem__(self, i): return self.images[i], int(self.labels[i])
 
-def load_split(name: str, split: str, root: str | Path | None = None, image_size: int = 224) -> ArrayDataset:
+def _open_store(folder: Path, split: str) -> tuple[ImageStore, np.ndarray]:
+    shapes = np.load(folder/f'{split}_shapes.npy', allow_pickle=False)
+    empty = len(shapes) == 0 or int((shapes[:, 0] * shapes[:, 1]).sum()) == 0   # a memory map cannot be empty
+    pixels = np.zeros(0, np.uint8) if empty else np.load(folder/f'{split}_pixels.npy', mmap_mode='r', allow_pickle=False)
+    return ImageStore(pixels, shapes), np.load(folder/f'{split}_labels.npy', allow_pickle=False)
+
+def load_split(name: str, split: str, root: str | Path | None = None, image_size: int = 224,
+               cap: int | None = None) -> ArrayDataset:
     "One split ('train', 'test', 'train90', 'val10') of a dataset, memory-mapped; prepared on first use."
     check_name(split, SPLITS, 'split')
-    d = prepare_dataset(name, root, image_size)
-    base = 'test' if split == 'test' else 'train'
-    ims = np.load(d/f'{base}_images.npy', mmap_mode='r', allow_pickle=False)
-    labels = np.load(d/f'{base}_labels.npy', allow_pickle=False)
-    if split in ('train90', 'val10'):
-        idx = xval_indices(len(labels))[split == 'val10']
-        return ArrayDataset(RowView(ims, idx), labels[idx], name, split)
-    return ArrayDataset(ims, labels, name, split)
+    spec = get_dataset(name)
+    d = prepare_dataset(name, root, image_size, cap=cap)
+    if split in ('train', 'test'): base, part = split, None
+    elif spec.heldout: base, part = ('train', None) if split == 'train90' else (spec.heldout, None)
+    else: base, part = 'train', split == 'val10'
+    ims, labels = _open_store(d, base)
+    if part is None: return ArrayDataset(ims, labels, name, split, base, None)
+    idx = xval_indices(len(labels))[part]
+    return ArrayDataset(ims.subset(idx), labels[idx], name, split, base, idx)
+
+def normalise(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    "uint8 images [N, 3, H, W] (any strides, any device) → float (x/255 − mean)/std, contiguous, on the same device."
+    mean, std = torch.tensor(mean, device=x.device).view(1, 3, 1, 1), torch.tensor(std, device=x.device).view(1, 3, 1, 1)
+    out = torch.empty(x.shape, dtype=torch.float32, device=x.device)            # contiguous NCHW
+    return torch.mul(x, 1 / (255 * std), out=out).sub_(mean / std)              # (x/255 − mean)/std in two passes
 
 def images_to_tensor(images, mean: Sequence[float], std: Sequence[float], device=None) -> torch.Tensor:
     "uint8 images [N, S, S, 3] → normalised float [N, 3, S, S] (open_clip's ToTensor + Normalize), on `device`."
     # a copy (memory maps are read-only); moved while still uint8, so a GPU gets 4x fewer bytes and normalises itself
     x = torch.from_numpy(np.array(images, dtype=np.uint8)).to(device or 'cpu').permute(0, 3, 1, 2)
-    mean, std = torch.tensor(mean, device=x.device).view(1, 3, 1, 1), torch.tensor(std, device=x.device).view(1, 3, 1, 1)
-    out = torch.empty(x.shape, dtype=torch.float32, device=x.device)            # contiguous NCHW
-    return torch.mul(x, 1 / (255 * std), out=out).sub_(mean / std)              # (x/255 − mean)/std in two passes
+    return normalise(x, mean, std)
+
+# %% ../nbs/02_data.ipynb #77d97705
+def _store(ds) -> ImageStore:
+    return ds.images if isinstance(ds, ArrayDataset) else ds
+
+def _groups(keys: np.ndarray):
+    "(key, positions) for each distinct row of `keys` [k, m]."
+    keys = np.asarray(keys).reshape(len(keys), -1)
+    u, inv = np.unique(keys, axis=0, return_inverse=True)
+    inv = np.asarray(inv).reshape(-1)
+    for g, key in enumerate(u): yield tuple(int(v) for v in key), np.flatnonzero(inv == g)
+
+def resize_uint8(x: torch.Tensor, size: tuple[int, int], uint8_kernel: bool | None = None) -> torch.Tensor:
+    "Antialiased bicubic resize (PIL's filter) of uint8 images [B, 3, h, w] to `size`, as uint8; uint8 kernel on the CPU by default."
+    if tuple(x.shape[-2:]) == tuple(size): return x
+    if x.device.type == 'cpu' if uint8_kernel is None else uint8_kernel:
+        return F.interpolate(x, size=tuple(size), mode='bicubic', antialias=True)
+    return F.interpolate(x.float(), size=tuple(size), mode='bicubic', antialias=True).round_().clamp_(0, 255).to(torch.uint8)
+
+def _to_device(images, device) -> torch.Tensor:
+    "HWC uint8 array(s) of one size → uint8 [k, 3, h, w] on `device` (moved as uint8, 4x fewer bytes than floats)."
+    a = images if isinstance(images, np.ndarray) else np.stack(images)
+    return torch.from_numpy(np.ascontiguousarray(a, dtype=np.uint8)).to(device).permute(0, 3, 1, 2)
+
+def eval_batch(ds, idx, size: int, mean: Sequence[float], std: Sequence[float], device=None,
+               uint8_kernel: bool | None = None) -> torch.Tensor:
+    "open_clip's eval transform (short side → `size` bicubic, centre crop) of images `idx` → normalised float [B, 3, size, size]."
+    st, idx = _store(ds), np.asarray(idx, np.int64).reshape(-1)
+    dev = torch.device(device or 'cpu')
+    out = torch.empty((len(idx), 3, size, size), dtype=torch.uint8, device=dev)
+    for (h, w), pos in _groups(st.hw(idx)):
+        x = _to_device(st[idx[pos]], dev)
+        h2, w2 = (h, w) if min(h, w) == size else short_side_to(h, w, size)
+        x = resize_uint8(x, (h2, w2), uint8_kernel)
+        top, left = int(round((h2 - size) / 2.0)), int(round((w2 - size) / 2.0))   # torchvision's center_crop
+        out[torch.as_tensor(pos, device=dev)] = x[:, :, top:top + size, left:left + size]
+    return normalise(out, mean, std)
+
+def crop_seed(seed: int, step: int) -> int:
+    "Seed of the crop generator of training step `step` of a run seeded `seed` (a stream of its own)."
+    return int(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, int(step), 0x52524321]).generate_state(1)[0])
+
+def crop_box(h: int, w: int, g: torch.Generator, scale=(0.9, 1.0), ratio=(3 / 4, 4 / 3)) -> tuple[int, int, int, int]:
+    "(top, left, height, width) of a random resized crop of an h×w image: torchvision's `RandomResizedCrop.get_params`, drawn from `g`."
+    area, log_ratio = h * w, torch.log(torch.tensor(ratio))
+    for _ in range(10):
+        target = area * torch.empty(1).uniform_(scale[0], scale[1], generator=g).item()
+        aspect = torch.exp(torch.empty(1).uniform_(log_ratio[0], log_ratio[1], generator=g)).item()
+        bw, bh = int(round(math.sqrt(target * aspect))), int(round(math.sqrt(target / aspect)))
+        if 0 < bw <= w and 0 < bh <= h:
+            i = torch.randint(0, h - bh + 1, size=(1,), generator=g).item()
+            j = torch.randint(0, w - bw + 1, size=(1,), generator=g).item()
+            return i, j, bh, bw
+    r = w / h                                         # fallback: the central crop of the nearest allowed aspect ratio
+    if r < min(ratio): bw, bh = w, int(round(w / min(ratio)))
+    elif r > max(ratio): bh, bw = h, int(round(h * max(ratio)))
+    else: bh, bw = h, w
+    return (h - bh) // 2, (w - bw) // 2, bh, bw
+
+def crop_boxes(hw: np.ndarray, seed: int, step: int, scale=(0.9, 1.0), ratio=(3 / 4, 4 / 3)) -> np.ndarray:
+    "The crop boxes [k, 4] (top, left, height, width) of training step `step` for images of sizes `hw` [k, 2], in order."
+    g = torch.Generator().manual_seed(crop_seed(seed, step))
+    return np.array([crop_box(int(h), int(w), g, scale, ratio) for h, w in np.asarray(hw).reshape(-1, 2)], np.int64).reshape(-1, 4)
+
+def train_batch(ds, idx, size: int, mean: Sequence[float], std: Sequence[float], device=None, seed: int = 0, step: int = 0,
+                scale=(0.9, 1.0), ratio=(3 / 4, 4 / 3), uint8_kernel: bool | None = None) -> torch.Tensor:
+    "open_clip's training transform (RandomResizedCrop, bicubic) of images `idx`, crops fixed by (seed, step) → normalised float [B, 3, size, size]."
+    st, idx = _store(ds), np.asarray(idx, np.int64).reshape(-1)
+    dev = torch.device(device or 'cpu')
+    boxes = crop_boxes(st.hw(idx), seed, step, scale, ratio)
+    ims = st[idx]
+    out = torch.empty((len(idx), 3, size, size), dtype=torch.uint8, device=dev)
+    for (bh, bw), pos in _groups(boxes[:, 2:]):       # crops of one size are resized as one batch
+        crops = [ims[k][boxes[k, 0]:boxes[k, 0] + bh, boxes[k, 1]:boxes[k, 1] + bw] for k in pos]
+        out[torch.as_tensor(pos, device=dev)] = resize_uint8(_to_device(crops, dev), (size, size), uint8_kernel)
+    return normalise(out, mean, std)

@@ -18,7 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .core import tensor_fingerprint, progress, atomic_path, check_name, resolve_device, write_json, read_json
-from .data import load_split, images_to_tensor, default_root, get_dataset, xval_indices, cache_key
+from .data import load_split, images_to_tensor, default_root, get_dataset, xval_indices, cache_key, eval_batch, ImageStore, STORE_LAYOUT
 from .models import image_size_of, norm_stats, zeroshot_head
 from .features import extract_features
 from .losses import ldifs_distance
@@ -39,34 +39,35 @@ def encoder_cache(fingerprint: str, root=None, cache_dir=None) -> Path:
     return Path(cache_dir or Path(root or default_root())/'embeddings')/fingerprint
 
 def embedding_path(fingerprint: str, name: str, split: str, image_size: int, root=None, cache_dir=None) -> Path:
-    "Where the embeddings of (encoder, dataset, split, input size) are cached."
-    return encoder_cache(fingerprint, root, cache_dir)/f'{cache_key(name)}_{split}_{image_size}.npy'
+    "Where the embeddings of (encoder, dataset, stored split, input size) are cached."
+    return encoder_cache(fingerprint, root, cache_dir)/f'{cache_key(name)}_{split}_{image_size}_e{STORE_LAYOUT}.npy'
 
 @torch.no_grad()
-def _run_encoder(visual: nn.Module, images, mean, std, batch_size: int, device) -> np.ndarray:
-    "L2-normalised embeddings of uint8 images [N, S, S, 3], in batches, in eval mode."
+def _run_encoder(visual: nn.Module, images, mean, std, batch_size: int, device, size: int) -> np.ndarray:
+    "L2-normalised embeddings of the stored images (an ImageStore or dataset) under the eval transform, in batches, in eval mode."
     was, dev0 = visual.training, next(visual.parameters()).device
     visual.eval().to(device)
+    n = len(images)
     try:
-        out = [F.normalize(visual(images_to_tensor(images[i:i + batch_size], mean, std, device)).float(), dim=-1).cpu()
-               for i in progress(range(0, len(images), batch_size), total=math.ceil(len(images) / batch_size))]
+        out = [F.normalize(visual(eval_batch(images, np.arange(i, min(n, i + batch_size)), size, mean, std, device)).float(), dim=-1).cpu()
+               for i in progress(range(0, n, batch_size), total=math.ceil(n / batch_size))]
     finally: visual.train(was).to(dev0)
     return torch.cat(out).numpy().astype(np.float32) if out else np.zeros((0, 0), np.float32)
 
 def embed(visual: nn.Module, name: str, split: str, root=None, batch_size: int = 256, device: str | torch.device = 'cpu',
           cache_dir=None, fingerprint: str | None = None) -> np.ndarray:
-    "L2-normalised image embeddings [N, D] of a dataset split, cached on disk per (weights, dataset, split, input size)."
-    if split in ('train90', 'val10'):
-        return embed(visual, name, 'train', root, batch_size, device, cache_dir, fingerprint)[xval_indices(
-            len(load_split(name, 'train', root, image_size_of(visual))))[split == 'val10']]
+    "L2-normalised image embeddings [N, D] of a dataset split, cached on disk per (weights, dataset, stored split, input size)."
     size = image_size_of(visual)
-    f = embedding_path(fingerprint or model_fingerprint(visual), name, split, size, root, cache_dir)
-    if f.exists(): return np.load(f, allow_pickle=False)
     ds = load_split(name, split, root, size)
-    e = _run_encoder(visual, ds.images, *norm_stats(visual), batch_size, resolve_device(device))
-    with atomic_path(f) as tmp:
-        with open(tmp, 'wb') as fh: np.save(fh, e, allow_pickle=False)
-    return e
+    f = embedding_path(fingerprint or model_fingerprint(visual), name, ds.source_split, size, root, cache_dir)
+    if f.exists(): e = np.load(f, allow_pickle=False)
+    else:
+        whole = ds.images if ds.rows is None else ImageStore(ds.images.pixels, ds.images.shapes)   # the stored split, all rows
+        e = _run_encoder(visual, whole, *norm_stats(visual), batch_size, resolve_device(device), size)
+        with atomic_path(f) as tmp:
+            with open(tmp, 'wb') as fh: np.save(fh, e, allow_pickle=False)
+    return e if ds.rows is None else e[ds.rows]
+
 
 # %% ../nbs/06_evaluate.ipynb #95956c53
 def accuracy_scores(pred, labels) -> dict:
@@ -312,14 +313,14 @@ def feature_distance(visual: nn.Module, visual_ref: nn.Module, name: str, split:
     ds = load_split(name, split, root, image_size_of(visual))
     idx = np.arange(len(ds))
     if max_examples and len(ds) > max_examples: idx = np.sort(np.random.default_rng(seed).choice(len(ds), max_examples, replace=False))
-    mean, std = norm_stats(visual)
+    mean, std, size = *norm_stats(visual), image_size_of(visual)
     dev = resolve_device(device)
     modes = visual.training, visual_ref.training
     visual.eval(); visual_ref.eval()
     total = 0.
     try:
         for i in range(0, len(idx), batch_size):
-            x = images_to_tensor(ds.images[idx[i:i + batch_size]], mean, std, dev)
+            x = eval_batch(ds, idx[i:i + batch_size], size, mean, std, dev)   # open_clip's eval transform
             total += float(ldifs_distance(extract_features(visual, x, norm), extract_features(visual_ref, x, norm), 'none').sum())
     finally: visual.train(modes[0]); visual_ref.train(modes[1])
     return total / max(len(idx), 1)
@@ -367,7 +368,7 @@ def accuracies(visual: nn.Module, name: str, head, root=None, device='cpu', lp_p
     "ZS (if `head` is given) and LP top-1 / mean recall (percent) of `visual` on the test split of `name`, cached."
     fp, size = fingerprint or model_fingerprint(visual), image_size_of(visual)
     tag = f"lp-{_lp_tag(lp_protocol, lp_backend)}_seed{seed}_zs{tensor_fingerprint({'h': torch.as_tensor(head)}, 8) if head is not None else 'none'}"
-    f = encoder_cache(fp, root, cache_dir)/f'{name}_metrics_{size}_{tag}.json'
+    f = encoder_cache(fp, root, cache_dir)/f'{cache_key(name)}_metrics_{size}_e{STORE_LAYOUT}_{tag}.json'  # same key as its embeddings
     if f.exists(): return read_json(f)
     labels = {s: load_split(name, s, root, size).labels for s in ('train', 'test')}
     e = {s: embed(visual, name, s, root, device=device, cache_dir=cache_dir, fingerprint=fp) for s in ('train', 'test')}

@@ -22,7 +22,8 @@ import ldifs_nb
 from .core import (check_name, check_positive, resolve_device, seed_everything, write_json, read_json,
                            atomic_path, file_sha256, progress, is_quiet, as_list, RESULT_COLUMNS)
 from .core import MissingDataError
-from .data import get_dataset, load_split, images_to_tensor, open_source, default_root, cache_key, DATASETS, RAW_SPLITS
+from .data import (get_dataset, load_split, images_to_tensor, open_source, default_root, cache_key, DATASETS,
+                           RAW_SPLITS, STORE_LAYOUT, eval_batch, train_batch)
 from .models import load_clip, zeroshot_head, ImageClassifier, image_size_of, norm_stats, needs_quick_gelu, activation_of, MICRO_CLIP
 from .losses import get_method, method_loss, reference_params, class_prompt_tokens, Method, METHODS
 from .evaluate import embed, lp_head, evaluate_checkpoint
@@ -253,7 +254,7 @@ def _load_opt(opt: torch.optim.Optimizer, t: dict, meta: dict) -> None:
 
 # %% ../nbs/08_train.ipynb #eb7715fe
 def _prepared(name: str, root=None) -> bool:
-    return any((Path(root or default_root())/'cache'/cache_key(name)).glob('*/meta.json'))
+    return any((Path(root or default_root())/'cache'/cache_key(name)).glob(f'store{STORE_LAYOUT}-*/meta.json'))
 
 def check_datasets(names: Sequence[str], root=None) -> None:
     "Raise one `MissingDataError` listing every dataset of `names` that is neither prepared nor obtainable now."
@@ -261,7 +262,7 @@ def check_datasets(names: Sequence[str], root=None) -> None:
     for n in dict.fromkeys(names):
         if get_dataset(n).kind == 'micro' or _prepared(n, root): continue
         try:
-            for s in RAW_SPLITS: open_source(n, s, root)   # opens the raw files, downloading what torchvision can
+            for s in get_dataset(n).raw_splits: open_source(n, s, root)   # opens the raw files, downloading what torchvision can
         except MissingDataError as e: missing.append(str(e))
     if missing:
         raise MissingDataError(f"{len(missing)} of the {len(dict.fromkeys(names))} datasets this run needs "
@@ -324,7 +325,8 @@ def finetune(cfg: FinetuneConfig | None = None, callbacks: Sequence[Callable] = 
         for s in bar:
             if s in ckpts and not (resuming and s == step): checkpoint(s)
             idx = np.sort(batch_indices(len(train), cfg.batch_size, s, cfg.seed))
-            x = images_to_tensor(train.images[idx], p.mean, p.std).to(dev)
+            x = (train_batch(train, idx, p.image_size, p.mean, p.std, dev, cfg.seed, s) if cfg.augment   # open_clip's train transform
+                 else eval_batch(train, idx, p.image_size, p.mean, p.std, dev))
             y = torch.as_tensor(train.labels[idx], dtype=torch.long, device=dev)
             kw = dict(p.loss_kw)
             if p.method.objective != 'ce': kw['generator'] = torch.Generator().manual_seed(cfg.seed * 1_000_003 + s)
