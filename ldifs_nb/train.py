@@ -6,7 +6,7 @@ Docs: https://ldifs-nb.github.io/ldifs_nb/train.html.md"""
 
 # %% ../nbs/08_train.ipynb #a608c8ae
 from __future__ import annotations
-import copy, dataclasses, json, math, os, shutil, subprocess, time
+import contextlib, copy, dataclasses, json, math, os, shutil, subprocess, time
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 from typing import Callable, Sequence
@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn as nn
+import torch.distributed as dist
+from datetime import timedelta
 import open_clip
 from safetensors.torch import save_file, load_file
 
@@ -32,8 +34,9 @@ from .evaluate import embed, lp_head, evaluate_checkpoint
 __all__ = ['PAPER_DEFAULTS', 'PAPER_MODEL', 'MICRO_DEFAULTS', 'ANCHORS', 'FinetuneConfig', 'resolve_config', 'cosine_lr',
            'steps_per_epoch', 'batch_indices', 'total_steps', 'Prepared', 'trainable_parameters', 'build_model',
            'run_dir', 'config_dict', 'versions', 'check_run_folder', 'save_state', 'load_state', 'check_datasets',
-           'finetune', 'checkpoint_states', 'split_state', 'final_state', 'sequence_dir', 'finetune_sequence',
-           'evaluate_run', 'evaluate_sequence', 'run_experiment', 'run_sequence']
+           'DistInfo', 'dist_info', 'init_distributed', 'shard', 'all_reduce_grads', 'wait_for_main', 'finetune',
+           'checkpoint_states', 'split_state', 'final_state', 'sequence_dir', 'finetune_sequence', 'evaluate_run',
+           'evaluate_sequence', 'run_experiment', 'run_sequence']
 
 # %% ../nbs/08_train.ipynb #fd941adc
 PAPER_DEFAULTS = dict(batch_size=128, lr=1e-5, warmup=500)
@@ -69,9 +72,11 @@ class FinetuneConfig:
     quick_gelu: bool | None = None    # None → what the weights need (OpenAI weights: QuickGELU); see load_clip
     augment: bool | None = None       # training augmentation (open_clip's train transform); None → on for the paper's datasets, off for micro
     lp_protocol: str = 'adamw'        # linear probes: 'adamw' (released default) | 'l2' (paper text; sklearn reference)
+    resume_every: int | None = None   # also write the resume state every this many steps (besides the checkpoints)
+    resume_minutes: float | None = 10.0  # ... and after this many minutes of training since the last write
 
 # %% ../nbs/08_train.ipynb #d59ab9d3
-_NOT_RESULTS = ('out_dir', 'data_root', 'device')  # fields that do not change a run's numbers
+_NOT_RESULTS = ('out_dir', 'data_root', 'device', 'resume_every', 'resume_minutes')  # fields that do not change a run's numbers
 
 def _same_kind(name: str) -> list[str]:
     return [n for n, s in DATASETS.items() if s.kind == DATASETS[name].kind]
@@ -88,10 +93,11 @@ def resolve_config(cfg: FinetuneConfig | None = None, **overrides) -> FinetuneCo
     if pretrained == 'auto': pretrained = None if model == MICRO_CLIP else 'openai'
     quick_gelu = needs_quick_gelu(model, pretrained, cfg.quick_gelu)
     check_positive(lr=cfg.lr, batch_size=cfg.batch_size, steps=cfg.steps, epochs=cfg.epochs, lam=cfg.lam,
-                   alpha=cfg.alpha, grad_clip=cfg.grad_clip)
-    for k in ('batch_size', 'steps', 'warmup'):
+                   alpha=cfg.alpha, grad_clip=cfg.grad_clip, resume_minutes=cfg.resume_minutes)
+    for k in ('batch_size', 'steps', 'warmup', 'resume_every'):
         v = getattr(cfg, k)
         if v is not None and (not isinstance(v, (int, np.integer)) or isinstance(v, bool)): raise ValueError(f"{k} must be an integer, got {v!r}")
+    if cfg.resume_every is not None and cfg.resume_every < 1: raise ValueError(f"resume_every must be >= 1 step or None, got {cfg.resume_every}")
     if cfg.warmup is not None and cfg.warmup < 0: raise ValueError(f"warmup must be >= 0, got {cfg.warmup}")
     if cfg.weight_decay < 0: raise ValueError(f"weight_decay must be >= 0, got {cfg.weight_decay}")
     try: fr = tuple(float(f) for f in as_list(cfg.ckpt_fractions))
@@ -268,6 +274,59 @@ def check_datasets(names: Sequence[str], root=None) -> None:
         raise MissingDataError(f"{len(missing)} of the {len(dict.fromkeys(names))} datasets this run needs "
                                f"{'is' if len(missing) == 1 else 'are'} not available; nothing was trained.\n\n" + '\n\n'.join(missing))
 
+# %% ../nbs/08_train.ipynb #a3c5d002
+@dataclass(frozen=True)
+class DistInfo:
+    "Where this process sits in a `torchrun` job (one process: rank 0 of 1)."
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool: return self.rank == 0
+
+def dist_info() -> DistInfo:
+    "This process's rank, world size and local rank, from the environment `torchrun` sets (RANK, WORLD_SIZE, LOCAL_RANK)."
+    e = os.environ
+    return DistInfo(int(e.get('RANK', 0)), int(e.get('WORLD_SIZE', 1)), int(e.get('LOCAL_RANK', 0)))
+
+_WAIT_GROUP = None  # a gloo group with a long timeout: ranks > 0 wait on it while rank 0 evaluates
+
+def init_distributed(device: str) -> tuple[DistInfo, str]:
+    "Join torchrun's process group (nccl on GPU, gloo on CPU) if there is one; return (info, this rank's device)."
+    global _WAIT_GROUP
+    d = dist_info()
+    if d.world == 1: return d, device
+    dev = torch.device(device)
+    if dev.type == 'cuda': device = f'cuda:{d.local_rank}'; torch.cuda.set_device(device)  # one GPU per rank
+    if not dist.is_initialized():
+        dist.init_process_group('nccl' if dev.type == 'cuda' else 'gloo')
+        _WAIT_GROUP = dist.new_group(backend='gloo', timeout=timedelta(hours=48))
+    return d, device
+
+def shard(n: int, d: DistInfo) -> slice:
+    "Rank `d.rank`'s part of a global batch of `n` examples: contiguous, sizes differing by at most 1 (possibly empty)."
+    q, r = divmod(n, d.world)
+    lo = d.rank * q + min(d.rank, r)
+    return slice(lo, lo + q + (d.rank < r))
+
+def all_reduce_grads(params: Sequence[nn.Parameter]) -> None:
+    "Sum the gradients of `params` over all ranks, in one flat buffer (a missing gradient counts as zeros)."
+    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    off = 0
+    for p in params: p.grad = flat[off:off + p.numel()].view_as(p); off += p.numel()
+
+def wait_for_main(fn: Callable, result: Path | None = None):
+    "Under torchrun: `fn()` on rank 0 while the other ranks wait, then they read `result` (CSV) back; alone: `fn()`."
+    d = dist_info()
+    if d.world == 1 or not dist.is_initialized(): return fn()
+    try: out = fn() if d.main else None
+    finally: dist.barrier(group=_WAIT_GROUP)
+    if not d.main and result is not None: out = pd.read_csv(result)
+    return out
+
 # %% ../nbs/08_train.ipynb #f279d6a0
 def _state(p: Prepared) -> dict[str, torch.Tensor]:
     return p.model.state_dict()
@@ -275,18 +334,34 @@ def _state(p: Prepared) -> dict[str, torch.Tensor]:
 def _ckpt_steps(cfg: FinetuneConfig, total: int) -> list[int]:
     return sorted({int(round(f * total)) for f in cfg.ckpt_fractions})
 
+@contextlib.contextmanager
+def _main_first(d: DistInfo):
+    "Rank 0 runs the block first (filling data and embedding caches), then the other ranks (reading them)."
+    if d.world > 1 and not d.main: dist.barrier()
+    yield
+    if d.world > 1 and d.main: dist.barrier()
+
 def finetune(cfg: FinetuneConfig | None = None, callbacks: Sequence[Callable] = (), start: dict | None = None,
              anchor: dict | None = None, folder: str | Path | None = None, **overrides) -> Path:
-    "Fine-tune as `cfg` says (resuming or skipping a finished run); return the run folder."
+    "Fine-tune as `cfg` says (resuming or skipping a finished run; data-parallel under torchrun); return the run folder."
     cfg = resolve_config(cfg, **overrides)
+    d, device = init_distributed(cfg.device)
+    cfg = dataclasses.replace(cfg, device=device)
+    if d.world > 1 and get_method(cfg.method).objective == 'flyp':
+        raise ValueError("flyp's contrastive loss pairs every image with every caption of the global batch, which one rank "
+                         "does not hold; run flyp in one process (without torchrun). flyp-ce and the CE/L2SP/LDIFS methods run data-parallel.")
     rd = Path(folder) if folder is not None else run_dir(cfg)
     man = check_run_folder(rd, cfg)
+    if d.world > 1: dist.barrier()  # every rank has read the manifest before rank 0 writes one
     if man and man['status'] == 'finished': return rd
-    check_datasets([cfg.dataset, *cfg.eval_datasets], cfg.data_root)
     seed_everything(cfg.seed)
     resuming = bool(man and man.get('resume'))
-    p = build_model(cfg, start, anchor, fit_head=not resuming)
-    train = load_split(cfg.dataset, 'train90', cfg.data_root, p.image_size)
+    with _main_first(d):
+        check_datasets([cfg.dataset, *cfg.eval_datasets], cfg.data_root)
+        p = build_model(cfg, start, anchor, fit_head=not resuming)
+        train = load_split(cfg.dataset, 'train90', cfg.data_root, p.image_size)
+    if d.world > 1:
+        for v in _state(p).values(): dist.broadcast(v, 0)  # every rank starts from rank 0's weights and head
     total = total_steps(cfg, len(train)); ckpts = _ckpt_steps(cfg, total)
     params = trainable_parameters(p)
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -297,58 +372,86 @@ def finetune(cfg: FinetuneConfig | None = None, callbacks: Sequence[Callable] = 
         p.model.load_state_dict({k[6:]: v for k, v in t.items() if k.startswith('model.')})
         _load_opt(opt, t, man['resume']); sched.load_state_dict(man['resume']['scheduler'])
         torch.set_rng_state(t['rng.torch']); step = man['resume']['step']
-        lines = (rd/'log.jsonl').read_text().splitlines() if (rd/'log.jsonl').exists() else []
-        (rd/'log.jsonl').write_text(''.join(l + '\n' for l in lines if json.loads(l)['step'] <= step))
+        if d.main:
+            lines = (rd/'log.jsonl').read_text().splitlines() if (rd/'log.jsonl').exists() else []
+            (rd/'log.jsonl').write_text(''.join(l + '\n' for l in lines if json.loads(l)['step'] <= step))
     else:
         man = {'config': config_dict(cfg), 'data_root': cfg.data_root, 'versions': versions(), 'activation': p.activation,
-               'status': 'running', 'total_steps': total,
+               'status': 'running', 'total_steps': total, 'world_size': d.world,
                'checkpoint_steps': ckpts, 'checkpoints': [], 'resume': None, 'created': time.strftime('%Y-%m-%dT%H:%M:%S')}
-        if rd.exists(): shutil.rmtree(rd)  # a folder without a manifest holds nothing we can trust
-        rd.mkdir(parents=True); write_json(rd/'manifest.json', man)
+        if d.main:
+            if rd.exists(): shutil.rmtree(rd)  # a folder without a manifest holds nothing we can trust
+            rd.mkdir(parents=True); write_json(rd/'manifest.json', man)
+    if d.world > 1: dist.barrier()
     dev = torch.device(cfg.device)
-    log = open(rd/'log.jsonl', 'a')
+    log = open(rd/'log.jsonl', 'a') if d.main else open(os.devnull, 'w')  # only rank 0 writes files
+
+    def save_resume(s: int):  # the state training continues from: weights, AdamW moments, schedule, RNG
+        nonlocal saved_at
+        if d.main:
+            ot, meta = _opt_tensors(opt)
+            rt = {f'model.{k}': v for k, v in _state(p).items()} | ot | {'rng.torch': torch.get_rng_state()}
+            man['resume'] = {'step': s, 'sha256': save_state(rd/'resume.safetensors', rt), 'scheduler': sched.state_dict(), **meta}
+            write_json(rd/'manifest.json', man)
+        saved_at = time.monotonic()
 
     def checkpoint(s: int):
-        f = f'ckpt/step_{s:06d}.safetensors'
-        sha = save_state(rd/f, _state(p))
-        ot, meta = _opt_tensors(opt)
-        rt = {f'model.{k}': v for k, v in _state(p).items()} | ot | {'rng.torch': torch.get_rng_state()}
-        rsha = save_state(rd/'resume.safetensors', rt)
-        man['checkpoints'] = [c for c in man['checkpoints'] if c['step'] != s] + [
-            {'step': s, 'fraction': s / total, 'file': f, 'sha256': sha}]
-        man['resume'] = {'step': s, 'sha256': rsha, 'scheduler': sched.state_dict(), **meta}
-        write_json(rd/'manifest.json', man)
+        if d.main:
+            f = f'ckpt/step_{s:06d}.safetensors'
+            man['checkpoints'] = [c for c in man['checkpoints'] if c['step'] != s] + [
+                {'step': s, 'fraction': s / total, 'file': f, 'sha256': save_state(rd/f, _state(p))}]
+        save_resume(s)
 
-    bar = progress(range(step, total), total=total - step)
-    t0, seen = time.perf_counter(), 0
+    def due(s: int) -> bool:  # a resume state between checkpoints: every `resume_every` steps or `resume_minutes`
+        if resuming and s == step: return False
+        return bool((cfg.resume_every and s % cfg.resume_every == 0) or
+                    (cfg.resume_minutes and time.monotonic() - saved_at >= 60 * cfg.resume_minutes))
+
+    bar = progress(range(step, total), total=total - step, quiet=None if d.main else True)
+    t0, seen, saved_at = time.perf_counter(), 0, time.monotonic()
     try:
         for s in bar:
             if s in ckpts and not (resuming and s == step): checkpoint(s)
+            elif due(s): save_resume(s)
+            # the global batch is drawn exactly as one process draws it; each rank takes its slice
             idx = np.sort(batch_indices(len(train), cfg.batch_size, s, cfg.seed))
-            x = (train_batch(train, idx, p.image_size, p.mean, p.std, dev, cfg.seed, s) if cfg.augment   # open_clip's train transform
-                 else eval_batch(train, idx, p.image_size, p.mean, p.std, dev))
-            y = torch.as_tensor(train.labels[idx], dtype=torch.long, device=dev)
-            kw = dict(p.loss_kw)
-            if p.method.objective != 'ce': kw['generator'] = torch.Generator().manual_seed(cfg.seed * 1_000_003 + s)
-            with torch.autocast('cuda', dtype=torch.bfloat16, enabled=cfg.bf16):
-                out = method_loss(p.method, p.model, x, y, **kw)
-            if not torch.isfinite(out['loss']):
+            sl = shard(len(idx), d) if d.world > 1 else slice(None)
+            if cfg.augment:  # crop boxes follow (seed, step) and the batch order: built for the global batch, then sliced
+                x = train_batch(train, idx, p.image_size, p.mean, p.std, dev, cfg.seed, s)[sl]
+            else: x = eval_batch(train, idx[sl], p.image_size, p.mean, p.std, dev)
+            y = torch.as_tensor(train.labels[idx[sl]], dtype=torch.long, device=dev)
+            opt.zero_grad(set_to_none=True)
+            if len(y):
+                kw = dict(p.loss_kw)
+                if p.method.objective != 'ce': kw['generator'] = torch.Generator().manual_seed(cfg.seed * 1_000_003 + s)
+                with torch.autocast('cuda', dtype=torch.bfloat16, enabled=cfg.bf16):
+                    out = method_loss(p.method, p.model, x, y, **kw)
+                # a rank's share of the global-batch mean; L2SP's term is the same on every rank, so the shares sum to it once
+                w = len(y) / len(idx)
+                (w * out['loss']).backward()
+                vals = torch.stack([w * out[k].detach().float() for k in ('loss', 'ce', 'reg')])
+            else: vals = torch.zeros(3, device=dev)   # an empty shard of a last partial batch
+            if d.world > 1:
+                all_reduce_grads(params); dist.all_reduce(vals)
+            loss, ce, reg = (float(v) for v in vals)
+            if not math.isfinite(loss):
                 last = man['checkpoints'][-1]['file'] if man['checkpoints'] else 'none'
-                raise FloatingPointError(f"Non-finite loss ({float(out['loss'].detach())}) at step {s} of {rd}; training stopped. "
+                raise FloatingPointError(f"Non-finite loss ({loss}) at step {s} of {rd}; training stopped. "
                                          f"Last good checkpoint: {last}. Try a lower lr or λ.")
-            opt.zero_grad(set_to_none=True); out['loss'].backward()
             torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
             opt.step(); sched.step()
-            seen += len(y)
-            logs = {'step': s + 1, 'loss': float(out['loss'].detach()), 'ce': float(out['ce']), 'reg': float(out['reg']),
+            seen += len(idx)
+            logs = {'step': s + 1, 'loss': loss, 'ce': ce, 'reg': reg,
                     'lr': sched.get_last_lr()[0], 'img_per_s': seen / (time.perf_counter() - t0)}
             log.write(json.dumps(logs) + '\n')
             if hasattr(bar, 'comment'): bar.comment = f"loss {logs['loss']:.3f} | {logs['img_per_s']:.0f} img/s"
             for cb in callbacks: cb(s + 1, logs)
         checkpoint(total)
     finally: log.close()
-    man['status'], man['resume'] = 'finished', None; write_json(rd/'manifest.json', man)
-    (rd/'resume.safetensors').unlink(missing_ok=True)
+    if d.main:
+        man['status'], man['resume'] = 'finished', None; write_json(rd/'manifest.json', man)
+        (rd/'resume.safetensors').unlink(missing_ok=True)
+    if d.world > 1: dist.barrier()  # the finished run is on disk before any rank returns
     return rd
 
 # %% ../nbs/08_train.ipynb #27638aa1
@@ -462,10 +565,10 @@ def run_experiment(method: str = 'lp-init-ldifs', dataset: str = 'micro-position
     "Fine-tune `method` on `dataset` and evaluate every checkpoint; `kw` are `FinetuneConfig` fields."
     cfg = resolve_config(method=method, dataset=dataset, device=device, **kw)
     rd = finetune(cfg, callbacks)
-    return evaluate_run(rd, device=device, data_root=cfg.data_root)
+    return wait_for_main(lambda: evaluate_run(rd, device=device, data_root=cfg.data_root), rd/'results.csv')  # rank 0 under torchrun
 
 def run_sequence(tasks: Sequence[str] = ('micro-position', 'micro-digit'), method: str = 'lp-init-ldifs',
                  anchor: str = 'previous', device: str = 'auto', callbacks: Sequence[Callable] = (), **kw) -> pd.DataFrame:
     "Fine-tune `method` on `tasks` in sequence and evaluate every stage; `kw` are `FinetuneConfig` fields."
     root = finetune_sequence(tasks, method, anchor, callbacks=callbacks, device=device, **kw)
-    return evaluate_sequence(root, device=device, data_root=kw.get('data_root'))
+    return wait_for_main(lambda: evaluate_sequence(root, device=device, data_root=kw.get('data_root')), root/'results.csv')
