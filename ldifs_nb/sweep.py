@@ -6,11 +6,11 @@ Docs: https://ldifs-nb.github.io/ldifs_nb/sweep.html.md"""
 
 # %% ../nbs/11_sweep.ipynb #0b7d1a92
 from __future__ import annotations
-import dataclasses, os, subprocess, sys, time
+import contextlib, dataclasses, math, os, subprocess, sys, threading, time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import pandas as pd
 
@@ -19,7 +19,8 @@ from .train import FinetuneConfig, resolve_config, run_dir, sequence_dir
 from .report import final
 
 # %% auto #0
-__all__ = ['LAMBDA_GRID', 'Job', 'sweep_jobs', 'sweep', 'run_jobs', 'best_lambda', 'select_lambda', 'sweep_cli']
+__all__ = ['STATUS_COLUMNS', 'LAMBDA_GRID', 'Job', 'torchrun_argv', 'sweep_jobs', 'DevicePool', 'run_process', 'sweep',
+           'run_jobs', 'SubmititTask', 'slurm_executor', 'submit_jobs', 'best_lambda', 'select_lambda', 'sweep_cli']
 
 # %% ../nbs/11_sweep.ipynb #045a4bd0
 @dataclass
@@ -30,6 +31,7 @@ class Job:
     seed: int = 0
     options: dict = field(default_factory=dict)   # further FinetuneConfig fields
     label: str = ''                               # tells apart jobs of one name, e.g. 'lam=0.1' in a λ selection
+    n_devices: int = 1                            # devices the job runs on at once (> 1: data-parallel ranks under torchrun)
 
     @property
     def name(self) -> str: return f"{'+'.join(self.tasks)}/{self.method}/{self.seed}" + (f"/{self.label}" if self.label else '')
@@ -56,55 +58,185 @@ class Job:
             else: args += [opt, str(v)]
         return [sys.executable, '-c', f'from ldifs_nb.cli import {cmd}; {cmd}()', *args]
 
+    def command(self, devices: Sequence[str] | None = None) -> tuple[list[str], dict]:
+        "The command line and extra environment that run this job on `devices` (several: one `torchrun` rank each)."
+        argv, env = self.argv(), {}
+        if not devices: return argv, env
+        if len(devices) == 1: return argv + ['--device', devices[0]], env
+        kinds = {d.split(':')[0] for d in devices}
+        if kinds == {'cuda'}:  # the ranks see exactly these GPUs, rank k takes the k-th
+            env['CUDA_VISIBLE_DEVICES'] = ','.join(d.split(':')[1] if ':' in d else '0' for d in devices)
+        return torchrun_argv(len(devices), argv) + ['--device', kinds.pop() if len(kinds) == 1 else 'auto'], env
+
+def torchrun_argv(n: int, argv: Sequence[str]) -> list[str]:
+    "`argv` (a Python command line) started as `n` data-parallel ranks by torchrun (a free port per job: `--standalone`)."
+    return [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc-per-node', str(n), '--no-python', *argv]
+
 def sweep_jobs(methods: Sequence[str], datasets: Sequence[str] = (), sequences: Sequence[Sequence[str]] = (),
-               seeds: Sequence[int] = (0,), **options) -> list[Job]:
+               seeds: Sequence[int] = (0,), n_devices: int = 1, **options) -> list[Job]:
     "Every (method, dataset or sequence, seed) combination as a `Job`; `options` are FinetuneConfig fields."
     fields = {f.name for f in dataclasses.fields(FinetuneConfig)} - {'method', 'dataset', 'seed'}
     for k in options: check_name(k, sorted(fields), 'option')
     tasks = [(d,) for d in datasets] + [tuple(s) for s in sequences]
     if not tasks: raise ValueError("A sweep needs at least one dataset or sequence")
-    return [Job(m, t, s, dict(options)) for t in tasks for m in methods for s in seeds]
+    return [Job(m, t, s, dict(options), n_devices=n_devices) for t in tasks for m in methods for s in seeds]
 
 # %% ../nbs/11_sweep.ipynb #835b10b1
-def _run_job(job: Job, log: Path, env: dict) -> dict:
+class DevicePool:
+    "Devices handed out to jobs: a job waits for `n` free devices, holds them while it runs and gives them back."
+    def __init__(self, devices: Sequence[str]):
+        if len(set(devices)) < len(devices): raise ValueError(f"devices must be distinct, got {list(devices)}")
+        self.order, self.free, self.cv = list(devices), list(devices), threading.Condition()
+
+    @contextlib.contextmanager
+    def take(self, n: int = 1):
+        "Block until `n` devices are free; yield them; give them back when the block ends."
+        if not 1 <= n <= len(self.order): raise ValueError(f"A job asks for {n} devices; the sweep has {len(self.order)}: {self.order}")
+        with self.cv:
+            self.cv.wait_for(lambda: len(self.free) >= n)
+            got = self.free[:n]; self.free = self.free[n:]
+        try: yield got
+        finally:
+            with self.cv:
+                self.free = sorted(self.free + got, key=self.order.index); self.cv.notify_all()
+
+def _log_path(status_dir: Path, job: Job) -> Path: return Path(status_dir)/'sweep_logs'/(job.name.replace('/', '__') + '.log')
+
+def run_process(job: Job, devices: Sequence[str] | None, log: Path, env: dict) -> dict:
+    "Run one job as a process (its console script, or torchrun over several devices); its status row."
     t0 = time.perf_counter()
+    argv, extra = job.command(devices)
     log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, 'w') as f: r = subprocess.run(job.argv(), stdout=f, stderr=subprocess.STDOUT, env=env)
+    with open(log, 'w') as f: r = subprocess.run(argv, stdout=f, stderr=subprocess.STDOUT, env={**env, **extra})
     lines = [l for l in log.read_text().splitlines() if l.strip()]
     err = '' if r.returncode == 0 else (lines[-1] if lines else f'exit code {r.returncode}')
-    return dict(job=job.name, status='done' if r.returncode == 0 else 'failed', error=err, seconds=round(time.perf_counter() - t0, 1))
+    return dict(job=job.name, status='done' if r.returncode == 0 else 'failed', error=err,
+                seconds=round(time.perf_counter() - t0, 1), where=' '.join(devices or ()))
+
+STATUS_COLUMNS = ['job', 'status', 'error', 'seconds', 'where']
 
 def sweep(methods: Sequence[str], datasets: Sequence[str] = (), sequences: Sequence[Sequence[str]] = (),
-          seeds: Sequence[int] = (0,), n_jobs: int = 1, devices: Sequence[str] | None = None,
-          out_dir: str = 'runs', **options) -> pd.DataFrame:
-    "Run a grid of jobs as processes, `n_jobs` at a time; return (and save) the status table."
+          seeds: Sequence[int] = (0,), n_jobs: int | None = None, devices: Sequence[str] | None = None,
+          out_dir: str = 'runs', executor='local', **options) -> pd.DataFrame:
+    "Run a grid of jobs, `n_jobs` at a time (default: one per device) or through a submitit `executor`; return (and save) the status table."
     jobs = sweep_jobs(methods, datasets, sequences, seeds, out_dir=out_dir, **options)
-    return run_jobs(jobs, n_jobs, devices, Path(out_dir))
+    return run_jobs(jobs, n_jobs, devices, Path(out_dir), executor=executor)
 
-def run_jobs(jobs: Sequence[Job], n_jobs: int = 1, devices: Sequence[str] | None = None, status_dir: Path = Path('runs')) -> pd.DataFrame:
-    "Run `jobs` as processes, `n_jobs` at a time, skipping finished ones; save and return the status table."
-    rows, todo = [], []
-    for j in jobs:
-        try: done = j.finished()
-        except ValueError as e: rows.append(dict(job=j.name, status='failed', error=str(e), seconds=0.)); continue
-        if done: rows.append(dict(job=j.name, status='skipped', error='', seconds=0.))
-        else: todo.append(j)
-    n_jobs = max(1, min(n_jobs, len(todo) or 1))
-    threads = max(1, (os.cpu_count() or 1) // n_jobs)
-    def env_for(i: int) -> dict:
-        env = dict(os.environ, OMP_NUM_THREADS=str(threads), LDIFS_QUIET='1')
-        return env
+def _todo(jobs: Sequence[Job]) -> tuple[list[dict], list[Job]]:
+    "Rows of the jobs already finished (or whose config is refused) and the jobs still to run — read from the run folders."
     names = [j.name for j in jobs]
     if len(set(names)) < len(names):
         raise ValueError(f"Jobs need distinct names (their logs and status rows are keyed by name); repeated: {sorted({n for n in names if names.count(n) > 1})}. Give them a label.")
-    logs = Path(status_dir)/'sweep_logs'
-    with ThreadPoolExecutor(n_jobs) as ex:
-        futs = [ex.submit(_run_job, j if not devices else dataclasses.replace(j, options={**j.options, 'device': devices[i % len(devices)]}),
-                          logs/(j.name.replace('/', '__') + '.log'), env_for(i)) for i, j in enumerate(todo)]
-        for f in progress(futs, total=len(futs)): rows.append(f.result())
-    status = pd.DataFrame(rows, columns=['job', 'status', 'error', 'seconds'])
+    rows, todo = [], []
+    for j in jobs:
+        try: done = j.finished()
+        except ValueError as e: rows.append(dict(job=j.name, status='failed', error=str(e), seconds=0., where='')); continue
+        if done: rows.append(dict(job=j.name, status='skipped', error='', seconds=0., where=''))
+        else: todo.append(j)
+    return rows, todo
+
+def _save_status(rows: list[dict], jobs: Sequence[Job], status_dir: Path) -> pd.DataFrame:
+    order = {j.name: i for i, j in enumerate(jobs)}
+    status = pd.DataFrame(sorted(rows, key=lambda r: order.get(r['job'], -1)), columns=STATUS_COLUMNS)
     with atomic_path(Path(status_dir)/'sweep_status.csv') as tmp: status.to_csv(tmp, index=False)
     return status
+
+def run_jobs(jobs: Sequence[Job], n_jobs: int | None = None, devices: Sequence[str] | None = None,
+             status_dir: Path = Path('runs'), executor='local', runner: Callable = run_process) -> pd.DataFrame:
+    "Run the unfinished `jobs` — locally, one per free device (or `n_jobs` CPU slots), or through a submitit executor; save and return the status table."
+    rows, todo = _todo(jobs)
+    if executor != 'local': return _save_status(rows + submit_jobs(todo, executor, status_dir), jobs, status_dir)
+    pool = DevicePool(devices) if devices else None
+    for j in todo:
+        if pool is None and j.n_devices > 1: raise ValueError(f"Job {j.name} asks for {j.n_devices} devices; give the sweep `devices`.")
+        if pool is not None and j.n_devices > len(devices): raise ValueError(f"Job {j.name} asks for {j.n_devices} devices; the sweep has {len(devices)}: {list(devices)}")
+    n_jobs = n_jobs or (len(devices) if devices else 1)
+    n_jobs = max(1, min(n_jobs, len(todo) or 1))
+    env = dict(os.environ, OMP_NUM_THREADS=str(max(1, (os.cpu_count() or 1) // n_jobs)), LDIFS_QUIET='1')  # CPU cores shared by the slots
+    def one(j: Job) -> dict:
+        if pool is None: return runner(j, None, _log_path(status_dir, j), env)
+        with pool.take(j.n_devices) as got: return runner(j, got, _log_path(status_dir, j), env)
+    with ThreadPoolExecutor(n_jobs) as ex:
+        for f in progress([ex.submit(one, j) for j in todo], total=len(todo)): rows.append(f.result())
+    return _save_status(rows, jobs, status_dir)
+
+# %% ../nbs/11_sweep.ipynb #b7e2a004
+class SubmititTask:
+    "What one Slurm (or submitit-local) job runs: the job's console-script command; requeued with the same command when the cluster stops it."
+    def __init__(self, argv: Sequence[str], log: str, env: dict | None = None):
+        self.argv, self.log, self.env = list(argv), str(log), dict(env or {})
+
+    def __call__(self) -> str:
+        Path(self.log).parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log, 'a') as f:
+            self._proc = subprocess.Popen(self.argv, stdout=f, stderr=subprocess.STDOUT, env={**os.environ, **self.env, 'LDIFS_QUIET': '1'})
+            rc = self._proc.wait()
+        if rc != 0:
+            lines = [l for l in Path(self.log).read_text().splitlines() if l.strip()]
+            raise RuntimeError(lines[-1] if lines else f'exit code {rc}')
+        return 'done'
+
+    def checkpoint(self, *args, **kwargs):
+        "On pre-emption or time-out: requeue the same command; the run folder resumes from its last resume state."
+        import submitit
+        proc = getattr(self, '_proc', None)
+        if proc is not None and proc.poll() is None:   # stop the run now: it resumes from its last resume state
+            proc.terminate()
+            try: proc.wait(60)
+            except subprocess.TimeoutExpired: proc.kill()
+        return submitit.helpers.DelayedSubmission(SubmititTask(self.argv, self.log, self.env), *args, **kwargs)
+
+    def __getstate__(self): return {k: v for k, v in self.__dict__.items() if k != '_proc'}  # a process is not sent along
+
+def _minutes(t) -> int:
+    "A Slurm time limit as minutes: a number of minutes, 'H:MM', 'H:MM:SS' or 'D-HH:MM:SS'."
+    s = str(t).strip()
+    try:
+        d, _, hms = s.rpartition('-') if '-' in s else ('0', '', s)
+        parts = [float(x) for x in hms.split(':')]
+        if len(parts) == 1: return max(1, math.ceil(float(d) * 1440 + parts[0]))
+        h, m, sec = (parts + [0.])[:3]
+        return max(1, math.ceil(float(d) * 1440 + h * 60 + m + sec / 60))
+    except ValueError: raise ValueError(f"time must be minutes or H:MM[:SS] or D-HH:MM:SS, got {t!r}") from None
+
+def slurm_executor(folder: str | Path, partition: str | None = None, gpus_per_job: int = 1, time='24:00:00',
+                   array_parallelism: int | None = None, cpus_per_task: int | None = None, cluster: str = 'slurm', **extra):
+    "A submitit executor for the sweep's jobs: one task per job, `gpus_per_job` GPUs (several: torchrun inside), `time` limit."
+    import submitit
+    ex = submitit.AutoExecutor(folder=str(folder), cluster=cluster)
+    p = dict(timeout_min=_minutes(time), gpus_per_node=int(gpus_per_job), tasks_per_node=1, nodes=1, name='ldifs')
+    if cpus_per_task: p['cpus_per_task'] = int(cpus_per_task)
+    if cluster == 'slurm':
+        if partition: p['slurm_partition'] = partition
+        if array_parallelism: p['slurm_array_parallelism'] = int(array_parallelism)
+    ex.update_parameters(**p, **extra)
+    return ex
+
+def submit_jobs(jobs: Sequence[Job], executor, status_dir: Path, wait: bool = True) -> list[dict]:
+    "Submit `jobs` through a submitit executor (as one array where it can), wait for them; their status rows."
+    if isinstance(executor, str):
+        check_name(executor, ('local', 'slurm'), 'executor')
+        executor = slurm_executor(Path(status_dir)/'slurm')
+    if not jobs: return []
+    gpus = int(executor.parameters.get('gpus_per_node', 0) or 0)
+    tasks = []
+    for j in jobs:
+        n = max(gpus, 1)
+        argv = j.argv() if n == 1 else torchrun_argv(n, j.argv())
+        if n > 1 or gpus: argv += ['--device', 'cuda']   # the GPUs the cluster gave this job (CUDA_VISIBLE_DEVICES)
+        tasks.append(SubmititTask(argv, _log_path(status_dir, j)))
+    t0 = time.perf_counter()
+    with executor.batch(): subs = [executor.submit(t) for t in tasks]   # one Slurm job array
+    rows = [dict(job=j.name, status='submitted', error='', seconds=0., where=f'job {s.job_id}') for j, s in zip(jobs, subs)]
+    _save_status(rows, jobs, status_dir)  # the job ids are on disk while we wait
+    if not wait: return rows
+    for j, r, s in zip(jobs, rows, progress(subs, total=len(subs))):
+        try: s.result(); r['status'] = 'done'
+        except Exception as e:   # the job's own last line (its log), else submitit's message
+            lines = [l for l in log.read_text().splitlines() if l.strip()] if (log := _log_path(status_dir, j)).exists() else []
+            r['status'], r['error'] = 'failed', lines[-1] if lines else (str(e).strip().splitlines() or [type(e).__name__])[0]
+        r['seconds'] = round(time.perf_counter() - t0, 1)
+    return rows
 
 # %% ../nbs/11_sweep.ipynb #e9817ed8
 LAMBDA_GRID = (0.01, 0.05, 0.1, 0.5, 1.0, 10.0, 100.0)
@@ -130,11 +262,11 @@ def best_lambda(table: pd.DataFrame) -> float:
     return float(ok.sort_values(['val_top1', 'lam'], ascending=[False, False]).iloc[0]['lam'])
 
 def select_lambda(dataset: str, method: str = 'lp-init-ldifs', grid: Sequence[float] = LAMBDA_GRID, seed: int = 0,
-                  n_jobs: int = 1, devices: Sequence[str] | None = None, out_dir: str = 'runs', **options) -> tuple[float, pd.DataFrame]:
+                  n_jobs: int | None = None, devices: Sequence[str] | None = None, out_dir: str = 'runs', executor='local', n_devices: int = 1, **options) -> tuple[float, pd.DataFrame]:
     "Run `method` on `dataset` for every λ in `grid`; return the λ with the best validation accuracy and the table."
     root = Path(out_dir)/'lambda'
-    jobs = [Job(method, (dataset,), seed, dict(options, lam=float(l), out_dir=str(root/f'{float(l):g}')), f'lam={float(l):g}') for l in grid]
-    status = run_jobs(jobs, n_jobs, devices, root)
+    jobs = [Job(method, (dataset,), seed, dict(options, lam=float(l), out_dir=str(root/f'{float(l):g}')), f'lam={float(l):g}', n_devices) for l in grid]
+    status = run_jobs(jobs, n_jobs, devices, root, executor=executor)
     table = pd.DataFrame([dict(lam=float(l), **_lambda_row(j.folder()/'results.csv', dataset)) for l, j in zip(grid, jobs)])
     if table['val_top1'].isna().all(): raise RuntimeError(f"No λ run finished; see {root/'sweep_status.csv'}:\n{status.to_string()}")
     return best_lambda(table), table
@@ -148,8 +280,14 @@ def sweep_cli(argv: Sequence[str] | None = None) -> None:
     p.add_argument('--datasets', nargs='*', default=[])
     p.add_argument('--sequences', nargs='*', default=[], help='comma-separated task lists, e.g. micro-shape,micro-colour')
     p.add_argument('--seeds', nargs='+', type=int, default=[0])
-    p.add_argument('--jobs', type=int, default=1, help='processes at a time')
-    p.add_argument('--devices', nargs='*', default=None, help='one job slot per device, e.g. cuda:0 cuda:1')
+    p.add_argument('--jobs', type=int, default=None, help='jobs at a time (default: one per device, else 1)')
+    p.add_argument('--devices', nargs='*', default=None, help='devices handed out one job each (or --devices-per-job), e.g. cuda:0 cuda:1')
+    p.add_argument('--devices-per-job', type=int, default=1, help='devices per job; > 1 runs each job under torchrun (data-parallel)')
+    p.add_argument('--executor', default='local', choices=('local', 'slurm'), help='local processes, or Slurm jobs through submitit')
+    p.add_argument('--partition', default=None, help='Slurm partition (--executor slurm)')
+    p.add_argument('--gpus-per-job', type=int, default=1, help='GPUs per Slurm job; > 1: torchrun inside the job (--executor slurm)')
+    p.add_argument('--time', default='24:00:00', help='Slurm time limit per job: minutes or H:MM:SS (--executor slurm)')
+    p.add_argument('--array-parallelism', type=int, default=None, help='Slurm array jobs running at once (--executor slurm)')
     p.add_argument('--select-lambda', action='store_true', help='run the λ grid per dataset and report the best λ')
     a = vars(p.parse_args(argv))
     for k in ('method', 'dataset', 'seed'): a.pop(k)
@@ -157,14 +295,16 @@ def sweep_cli(argv: Sequence[str] | None = None) -> None:
     opts = {k: v for k, v in a.items() if k in defaults and v != defaults[k] and not (isinstance(v, list) and tuple(v) == defaults[k])}
     opts['out_dir'] = a['out_dir']
     try:
+        ex = 'local' if a['executor'] == 'local' else slurm_executor(Path(a['out_dir'])/'slurm', a['partition'], a['gpus_per_job'], a['time'], a['array_parallelism'])
+        run = dict(n_jobs=a['jobs'], devices=a['devices'], executor=ex, n_devices=a['devices_per_job'])
         if a['select_lambda']:
             opts.pop('lam', None)
             for d in a['datasets']:
-                best, table = select_lambda(d, a['methods'][0], seed=a['seeds'][0], n_jobs=a['jobs'], devices=a['devices'], **opts)
+                best, table = select_lambda(d, a['methods'][0], seed=a['seeds'][0], **run, **opts)
                 print(table.to_string(index=False)); print(f"best λ for {d}: {best:g}")
             return
-        status = sweep(a['methods'], a['datasets'], [s.split(',') for s in a['sequences']], a['seeds'],
-                       n_jobs=a['jobs'], devices=a['devices'], **opts)
+        jobs = sweep_jobs(a['methods'], a['datasets'], [s.split(',') for s in a['sequences']], a['seeds'], n_devices=run.pop('n_devices'), **opts)
+        status = run_jobs(jobs, status_dir=Path(a['out_dir']), **run)
     except ValueError as e: sys.exit(f"ldifs-sweep: error: {e}")
     print(status.to_string(index=False))
     failed = status[status['status'] == 'failed']
