@@ -15,7 +15,7 @@ from .train import FinetuneConfig, run_experiment, run_sequence, ANCHORS
 from .report import delta_table
 
 # %% auto #0
-__all__ = ['config_parser', 'run_cli', 'sequence_cli']
+__all__ = ['config_parser', 'run_cli', 'sequence_cli', 'main']
 
 # %% ../nbs/10_cli.ipynb #e678d33a
 def _arg_type(annotation: str):
@@ -57,3 +57,16 @@ def sequence_cli(argv: Sequence[str] | None = None) -> None:
     try: res = run_sequence(a.pop('tasks'), **a)
     except (ValueError, FileNotFoundError, FloatingPointError) as e: sys.exit(f"ldifs-sequence: error: {e}")
     _print_summary(res)
+
+# %% ../nbs/10_cli.ipynb #d1c0a002
+def main(argv: Sequence[str] | None = None) -> None:
+    "`python -m ldifs_nb.cli run|sequence|sweep ARGS`: the console scripts through Python's module runner."
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == 'sweep':
+        from ldifs_nb.sweep import sweep_cli
+        return sweep_cli(argv[1:])
+    scripts = {'run': run_cli, 'sequence': sequence_cli}
+    if not argv or argv[0] not in scripts: sys.exit("usage: python -m ldifs_nb.cli {run,sequence,sweep} [options]  (options: see ldifs-run --help)")
+    scripts[argv[0]](argv[1:])
+
+if __name__ == '__main__' and '__file__' in globals(): main()   # run as a module, not when this notebook runs
