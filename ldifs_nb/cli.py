@@ -150,7 +150,7 @@ SEQUENCE_EXAMPLES = ("ldifs-sequence --method ldifs --tasks micro-position micro
 def sequence_parser() -> argparse.ArgumentParser:
     "The options of `ldifs-sequence`: `--tasks`, `--anchor` and the config fields."
     p = config_parser('ldifs-sequence', SEQUENCE_HELP, SEQUENCE_EXAMPLES, skip=('dataset',))
-    p.add_argument('--tasks', nargs='+', required=True, metavar='DATASET', help='datasets to fine-tune on, in order (space- or comma-separated; at least 2)')
+    p.add_argument('--tasks', nargs='+', required=True, metavar='DATASET', help=f'datasets to fine-tune on, in order (at least 2, space- or comma-separated): {_j(DATASET_NAMES)}')
     p.add_argument('--anchor', default='previous', metavar='ANCHOR', help=f"L2SP/LDIFS anchor: {' or '.join(ANCHOR_NAMES)} (default: previous)")
     return p
 
@@ -169,7 +169,7 @@ def sequence_cli(argv: Sequence[str] | None = None) -> None:
 SWEEP_HELP = ("Run a grid of fine-tuning runs (methods x datasets or sequences x seeds) as separate processes, N at a\n"
               "time: finished runs are skipped, interrupted ones resumed, failures recorded in OUT_DIR/sweep_status.csv\n"
               "(logs in OUT_DIR/sweep_logs/). With --select-lambda: the paper's λ grid per dataset, λ chosen on the\n"
-              "held-out val10 split. Ends with the Δ table of the runs.")
+              "held-out val10 split. Ends with the Δ table of the runs and where their results are.")
 SWEEP_EXAMPLES = ("ldifs-sweep --methods zs-init-ce lp-init-ldifs --datasets micro-shape micro-digit --seeds 0 1 --jobs 2",
                   "ldifs-sweep --method ldifs --dataset gtsrb --select-lambda --devices cuda:0 cuda:1 --jobs 2")
 
