@@ -104,7 +104,7 @@ def plot_curves(results: pd.DataFrame, metric: str = 'delta_lp', task: str | Non
         for m, g in r[r['dataset'] == ds].groupby('method'):
             g = g.groupby('fraction')['value'].mean()
             ax.plot(100 * g.index, g.values, ms=4, lw=1.3, label=method_label(m), **method_style(m))
-        ax.set_title(ds + (' (fine-tuned on)' if ds == task else ''), fontsize=9); ax.set_xlabel('fine-tuning done (% of steps)', fontsize=8)
+        ax.set_title(ds + (' (the fine-tuning task)' if ds == task else ''), fontsize=9); ax.set_xlabel('fine-tuning done (% of steps)', fontsize=8)
         ax.set_ylabel(label, fontsize=8); ax.tick_params(labelsize=7)
         if metric.startswith('delta'): ax.axhline(0, color='k', lw=.5)
     for ax in list(axes.flat)[len(datasets):]: ax.axis('off')
