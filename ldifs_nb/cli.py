@@ -38,7 +38,7 @@ FIELD_HELP = {
     'alpha': "α, weight of the L2SP penalty (*-l2sp methods)",
     'norm': f"LDIFS feature normalisation: {NORMS[0]} (released code) or {NORMS[1]} (paper text)",
     'ckpt_fractions': "fractions of training to checkpoint and evaluate at (space- or comma-separated); 1 is always added",
-    'eval_datasets': "datasets to evaluate every checkpoint on (space- or comma-separated); default: the whole suite of --dataset's kind",
+    'eval_datasets': "datasets to evaluate every checkpoint on (space- or comma-separated); default: the whole suite (micro or paper) of the fine-tuning data",
     'lp_backend': f"linear-probe solver: {' or '.join(LP_BACKENDS)}",
     'seed': "random seed (same seed, same numbers)",
     'data_root': "data and embedding cache; default $LDIFS_DATA, else ~/.cache/ldifs_nb",
@@ -185,10 +185,16 @@ def sweep_parser() -> argparse.ArgumentParser:
     p.add_argument('--select-lambda', action='store_true', help="run the paper's λ grid for each dataset (first method only) and print the best λ")
     return p
 
+def _folder(job) -> Path | None:
+    "A job's folder, or None if its config is refused (the sweep's status table has its error)."
+    try: return job.folder()
+    except ValueError: return None
+
 def sweep_cli(argv: Sequence[str] | None = None) -> None:
     "`ldifs-sweep`: run a grid of fine-tuning runs (or the λ selection) as processes; print the status, the Δ table and where the results are."
     a = parse_args(sweep_parser(), argv)
     from ldifs_nb.sweep import sweep_jobs, run_jobs, select_lambda
+    import pandas as pd
     from ldifs_nb.report import load_results, delta_table
     defaults = {f.name: f.default for f in dataclasses.fields(FinetuneConfig)}
     opts = {k: v for k, v in a.items() if k in defaults and v != defaults[k]}
@@ -205,11 +211,10 @@ def sweep_cli(argv: Sequence[str] | None = None) -> None:
         status = run_jobs(jobs, a['jobs'], a['devices'], out)
     except _ERRORS as e: sys.exit(f"ldifs-sweep: error: {e}")
     print(status.to_string(index=False))
-    res = load_results([j.folder() for j in jobs if (j.folder()/'results.csv').exists()])
+    res = load_results([f for f in map(_folder, jobs) if f is not None and (f/'results.csv').exists()])
     if len(res):
         res = res[res['stage'] == res.groupby('task')['stage'].transform('max')]  # sequences: after their last stage
         print('\nFinal Δ_ZS / Δ_LP (points vs the pre-trained model) and accuracies (%), by fine-tuning task:')
-        import pandas as pd
         _print_table(pd.concat({t: delta_table(g) for t, g in res.groupby('task')}, names=['task']))
     print(f"results: {out}/<task>/<method>/<seed>/results.csv  (status {out/'sweep_status.csv'}, logs {out/'sweep_logs'})")
     failed = status[status['status'] == 'failed']
