@@ -20,7 +20,7 @@ from .report import final
 
 # %% auto #0
 __all__ = ['STATUS_COLUMNS', 'LAMBDA_GRID', 'Job', 'torchrun_argv', 'sweep_jobs', 'DevicePool', 'run_process', 'sweep',
-           'run_jobs', 'SubmititTask', 'slurm_executor', 'submit_jobs', 'best_lambda', 'select_lambda', 'sweep_cli']
+           'run_jobs', 'SubmititTask', 'slurm_executor', 'submit_jobs', 'best_lambda', 'select_lambda']
 
 # %% ../nbs/11_sweep.ipynb #045a4bd0
 @dataclass
@@ -53,7 +53,7 @@ class Job:
         for k, v in self.options.items():
             if v is None: continue
             opt = '--' + k.replace('_', '-')
-            if isinstance(v, bool): args += [opt] if v else []
+            if isinstance(v, bool): args += [opt if v else '--no-' + opt[2:]]
             elif isinstance(v, (list, tuple)): args += [opt, *map(str, v)]
             else: args += [opt, str(v)]
         return [sys.executable, '-c', f'from ldifs_nb.cli import {cmd}; {cmd}()', *args]
@@ -152,7 +152,7 @@ def run_jobs(jobs: Sequence[Job], n_jobs: int | None = None, devices: Sequence[s
         if pool is not None and j.n_devices > len(devices): raise ValueError(f"Job {j.name} asks for {j.n_devices} devices; the sweep has {len(devices)}: {list(devices)}")
     n_jobs = n_jobs or (len(devices) if devices else 1)
     n_jobs = max(1, min(n_jobs, len(todo) or 1))
-    env = dict(os.environ, OMP_NUM_THREADS=str(max(1, (os.cpu_count() or 1) // n_jobs)), LDIFS_QUIET='1')  # CPU cores shared by the slots
+    env = dict(os.environ, OMP_NUM_THREADS=str(max(1, (os.cpu_count() or 1) // n_jobs)))  # CPU cores shared by the slots; a job's log gets a progress line every ~10 %
     def one(j: Job) -> dict:
         if pool is None: return runner(j, None, _log_path(status_dir, j), env)
         with pool.take(j.n_devices) as got: return runner(j, got, _log_path(status_dir, j), env)
@@ -169,7 +169,7 @@ class SubmititTask:
     def __call__(self) -> str:
         Path(self.log).parent.mkdir(parents=True, exist_ok=True)
         with open(self.log, 'a') as f:
-            self._proc = subprocess.Popen(self.argv, stdout=f, stderr=subprocess.STDOUT, env={**os.environ, **self.env, 'LDIFS_QUIET': '1'})
+            self._proc = subprocess.Popen(self.argv, stdout=f, stderr=subprocess.STDOUT, env={**os.environ, **self.env})
             rc = self._proc.wait()
         if rc != 0:
             lines = [l for l in Path(self.log).read_text().splitlines() if l.strip()]
@@ -270,42 +270,3 @@ def select_lambda(dataset: str, method: str = 'lp-init-ldifs', grid: Sequence[fl
     table = pd.DataFrame([dict(lam=float(l), **_lambda_row(j.folder()/'results.csv', dataset)) for l, j in zip(grid, jobs)])
     if table['val_top1'].isna().all(): raise RuntimeError(f"No λ run finished; see {root/'sweep_status.csv'}:\n{status.to_string()}")
     return best_lambda(table), table
-
-# %% ../nbs/11_sweep.ipynb #6c3fda96
-def sweep_cli(argv: Sequence[str] | None = None) -> None:
-    "`ldifs-sweep`: run a grid of fine-tuning runs (or the λ selection) as processes."
-    from ldifs_nb.cli import config_parser
-    p = config_parser('ldifs-sweep')
-    p.add_argument('--methods', nargs='+', required=True)
-    p.add_argument('--datasets', nargs='*', default=[])
-    p.add_argument('--sequences', nargs='*', default=[], help='comma-separated task lists, e.g. micro-shape,micro-colour')
-    p.add_argument('--seeds', nargs='+', type=int, default=[0])
-    p.add_argument('--jobs', type=int, default=None, help='jobs at a time (default: one per device, else 1)')
-    p.add_argument('--devices', nargs='*', default=None, help='devices handed out one job each (or --devices-per-job), e.g. cuda:0 cuda:1')
-    p.add_argument('--devices-per-job', type=int, default=1, help='devices per job; > 1 runs each job under torchrun (data-parallel)')
-    p.add_argument('--executor', default='local', choices=('local', 'slurm'), help='local processes, or Slurm jobs through submitit')
-    p.add_argument('--partition', default=None, help='Slurm partition (--executor slurm)')
-    p.add_argument('--gpus-per-job', type=int, default=1, help='GPUs per Slurm job; > 1: torchrun inside the job (--executor slurm)')
-    p.add_argument('--time', default='24:00:00', help='Slurm time limit per job: minutes or H:MM:SS (--executor slurm)')
-    p.add_argument('--array-parallelism', type=int, default=None, help='Slurm array jobs running at once (--executor slurm)')
-    p.add_argument('--select-lambda', action='store_true', help='run the λ grid per dataset and report the best λ')
-    a = vars(p.parse_args(argv))
-    for k in ('method', 'dataset', 'seed'): a.pop(k)
-    defaults = {f.name: f.default for f in dataclasses.fields(FinetuneConfig)}
-    opts = {k: v for k, v in a.items() if k in defaults and v != defaults[k] and not (isinstance(v, list) and tuple(v) == defaults[k])}
-    opts['out_dir'] = a['out_dir']
-    try:
-        ex = 'local' if a['executor'] == 'local' else slurm_executor(Path(a['out_dir'])/'slurm', a['partition'], a['gpus_per_job'], a['time'], a['array_parallelism'])
-        run = dict(n_jobs=a['jobs'], devices=a['devices'], executor=ex, n_devices=a['devices_per_job'])
-        if a['select_lambda']:
-            opts.pop('lam', None)
-            for d in a['datasets']:
-                best, table = select_lambda(d, a['methods'][0], seed=a['seeds'][0], **run, **opts)
-                print(table.to_string(index=False)); print(f"best λ for {d}: {best:g}")
-            return
-        jobs = sweep_jobs(a['methods'], a['datasets'], [s.split(',') for s in a['sequences']], a['seeds'], n_devices=run.pop('n_devices'), **opts)
-        status = run_jobs(jobs, status_dir=Path(a['out_dir']), **run)
-    except ValueError as e: sys.exit(f"ldifs-sweep: error: {e}")
-    print(status.to_string(index=False))
-    failed = status[status['status'] == 'failed']
-    if len(failed): sys.exit(f"ldifs-sweep: {len(failed)} of {len(status)} jobs failed; logs in {Path(a['out_dir'])/'sweep_logs'}")
