@@ -57,3 +57,5 @@ class FinetuneConfig:
     quick_gelu: bool | None = None    # None → what the weights need (OpenAI weights: QuickGELU); see load_clip
     augment: bool | None = None       # training augmentation (open_clip's train transform); None → on for the paper's datasets, off for micro
     lp_protocol: str = 'adamw'        # linear probes: 'adamw' (released default) | 'l2' (paper text; sklearn reference)
+    resume_every: int | None = None   # also write the resume state every this many steps (besides the checkpoints)
+    resume_minutes: float | None = 10.0  # ... and after this many minutes of training since the last write
