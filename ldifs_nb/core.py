@@ -17,8 +17,8 @@ import torch
 __all__ = ['FULL_HASH_BYTES', 'SAMPLES', 'SAMPLE_BYTES', 'RESULT_COLUMNS', 'seed_everything', 'MissingDataError',
            'MissingWeightsError', 'check_name', 'check_positive', 'as_list', 'resolve_device', 'fault_point', 'umask',
            'atomic_path', 'write_json', 'read_json', 'file_sha256', 'tensor_fingerprint', 'CorruptFileError',
-           'check_path', 'content_check', 'record_check', 'verify_file', 'save_npy', 'load_npy', 'FolderBusyError',
-           'folder_lock', 'check_writable_dir', 'is_quiet', 'progress']
+           'check_path', 'content_check', 'record_check', 'verify_file', 'save_npy', 'load_npy', 'save_csv', 'load_csv',
+           'FolderBusyError', 'folder_lock', 'check_writable_dir', 'is_quiet', 'progress']
 
 # %% ../nbs/00_core.ipynb #3b96a905
 def seed_everything(seed: int) -> None:
@@ -194,6 +194,18 @@ def load_npy(path: str | Path, mmap_mode: str | None = None) -> np.ndarray:
     verify_file(path)
     try: return np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
     except (ValueError, OSError, EOFError) as e: raise CorruptFileError(f"{path} is not a readable .npy file ({e})") from None
+
+def save_csv(path: str | Path, df) -> Path:
+    "Write a DataFrame as CSV (no index) atomically, with its content check."
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, index=False); record_check(path, of=tmp)
+    return path
+
+def load_csv(path: str | Path):
+    "Read a CSV written by `save_csv` after verifying its content check; a bad file raises `CorruptFileError`."
+    import pandas as pd
+    return pd.read_csv(verify_file(path))
 
 # %% ../nbs/00_core.ipynb #26cb5704
 class FolderBusyError(ValueError):

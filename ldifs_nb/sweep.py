@@ -14,8 +14,8 @@ from typing import Sequence
 
 import pandas as pd
 
-from .core import atomic_path, read_json, check_name, progress
-from .train import FinetuneConfig, resolve_config, run_dir, sequence_dir
+from .core import atomic_path, read_json, check_name, check_positive, progress, folder_lock, verify_file, save_csv, CorruptFileError
+from .train import FinetuneConfig, resolve_config, run_dir, sequence_dir, read_manifest
 from .report import final
 
 # %% auto #0
@@ -40,8 +40,12 @@ class Job:
         return run_dir(cfg) if len(self.tasks) == 1 else sequence_dir(self.tasks, cfg)
 
     def finished(self) -> bool:
-        "Has this job's folder a finished, evaluated result?"
-        return (self.folder()/'results.csv').exists() and (len(self.tasks) > 1 or read_json(self.folder()/'manifest.json')['status'] == 'finished')
+        "Has this job's folder a finished, evaluated result (whose results table is intact)?"
+        f = self.folder()/'results.csv'
+        if not f.exists(): return False
+        try: verify_file(f)
+        except CorruptFileError: return False   # a damaged table: run the job again (its evaluation redoes the table)
+        return len(self.tasks) > 1 or read_manifest(self.folder())['status'] == 'finished'
 
     def argv(self) -> list[str]:
         "The command line of this job."
@@ -79,6 +83,7 @@ def sweep(methods: Sequence[str], datasets: Sequence[str] = (), sequences: Seque
           out_dir: str = 'runs', **options) -> pd.DataFrame:
     "Run a grid of jobs as processes, `n_jobs` at a time; return (and save) the status table."
     jobs = sweep_jobs(methods, datasets, sequences, seeds, out_dir=out_dir, **options)
+    for j in jobs: j.folder()   # every job's config checked (one clear error) before anything runs or is written
     return run_jobs(jobs, n_jobs, devices, Path(out_dir))
 
 def run_jobs(jobs: Sequence[Job], n_jobs: int = 1, devices: Sequence[str] | None = None, status_dir: Path = Path('runs')) -> pd.DataFrame:
@@ -98,12 +103,13 @@ def run_jobs(jobs: Sequence[Job], n_jobs: int = 1, devices: Sequence[str] | None
     if len(set(names)) < len(names):
         raise ValueError(f"Jobs need distinct names (their logs and status rows are keyed by name); repeated: {sorted({n for n in names if names.count(n) > 1})}. Give them a label.")
     logs = Path(status_dir)/'sweep_logs'
-    with ThreadPoolExecutor(n_jobs) as ex:
-        futs = [ex.submit(_run_job, j if not devices else dataclasses.replace(j, options={**j.options, 'device': devices[i % len(devices)]}),
-                          logs/(j.name.replace('/', '__') + '.log'), env_for(i)) for i, j in enumerate(todo)]
-        for f in progress(futs, total=len(futs)): rows.append(f.result())
-    status = pd.DataFrame(rows, columns=['job', 'status', 'error', 'seconds'])
-    with atomic_path(Path(status_dir)/'sweep_status.csv') as tmp: status.to_csv(tmp, index=False)
+    with folder_lock(status_dir, name='.sweep.lock'):   # one sweep per status folder (each job's run folder has its own lock)
+        with ThreadPoolExecutor(n_jobs) as ex:
+            futs = [ex.submit(_run_job, j if not devices else dataclasses.replace(j, options={**j.options, 'device': devices[i % len(devices)]}),
+                              logs/(j.name.replace('/', '__') + '.log'), env_for(i)) for i, j in enumerate(todo)]
+            for f in progress(futs, total=len(futs)): rows.append(f.result())
+        status = pd.DataFrame(rows, columns=['job', 'status', 'error', 'seconds'])
+        with atomic_path(Path(status_dir)/'sweep_status.csv') as tmp: status.to_csv(tmp, index=False)
     return status
 
 # %% ../nbs/11_sweep.ipynb #e9817ed8
@@ -130,13 +136,26 @@ def best_lambda(table: pd.DataFrame) -> float:
     return float(ok.sort_values(['val_top1', 'lam'], ascending=[False, False]).iloc[0]['lam'])
 
 def select_lambda(dataset: str, method: str = 'lp-init-ldifs', grid: Sequence[float] = LAMBDA_GRID, seed: int = 0,
-                  n_jobs: int = 1, devices: Sequence[str] | None = None, out_dir: str = 'runs', **options) -> tuple[float, pd.DataFrame]:
+                  n_jobs: int = 1, devices: Sequence[str] | None = None, out_dir: str = 'runs', allow_failed: bool = False,
+                  **options) -> tuple[float, pd.DataFrame]:
     "Run `method` on `dataset` for every λ in `grid`; return the λ with the best validation accuracy and the table."
+    grid = list(grid)
+    if not grid: raise ValueError("The λ grid is empty: give at least one λ > 0")
+    for l in grid: check_positive(lam=l)
     root = Path(out_dir)/'lambda'
     jobs = [Job(method, (dataset,), seed, dict(options, lam=float(l), out_dir=str(root/f'{float(l):g}')), f'lam={float(l):g}') for l in grid]
+    for j in jobs: j.folder()   # every config checked before anything runs
     status = run_jobs(jobs, n_jobs, devices, root)
     table = pd.DataFrame([dict(lam=float(l), **_lambda_row(j.folder()/'results.csv', dataset)) for l, j in zip(grid, jobs)])
-    if table['val_top1'].isna().all(): raise RuntimeError(f"No λ run finished; see {root/'sweep_status.csv'}:\n{status.to_string()}")
+    save_csv(root/'lambda_table.csv', table)
+    st = {r.job: r for r in status.itertuples()}
+    bad = [(l, ((str(st[j.name].error) if isinstance(st[j.name].error, str) else '').strip().splitlines() or ['failed'])[-1])
+           for l, j in zip(grid, jobs) if st[j.name].status == 'failed']
+    if bad and (not allow_failed or table['val_top1'].isna().all()):
+        # a choice over part of the grid is not the paper's selection: say so instead of returning it
+        raise ValueError(f"{len(bad)} of the {len(grid)} λ runs failed (λ = {', '.join(f'{l:g}' for l, _ in bad)}; first error: {bad[0][1]}); "
+                         f"logs in {root/'sweep_logs'}. Fix the cause and run again: finished λ runs are kept")
+    if table['val_top1'].isna().all(): raise ValueError(f"No λ run has a validation accuracy; see {root/'sweep_status.csv'}")
     return best_lambda(table), table
 
 # %% ../nbs/11_sweep.ipynb #6c3fda96
@@ -151,6 +170,7 @@ def sweep_cli(argv: Sequence[str] | None = None) -> None:
     p.add_argument('--jobs', type=int, default=1, help='processes at a time')
     p.add_argument('--devices', nargs='*', default=None, help='one job slot per device, e.g. cuda:0 cuda:1')
     p.add_argument('--select-lambda', action='store_true', help='run the λ grid per dataset and report the best λ')
+    p.add_argument('--lambda-grid', nargs='+', type=float, default=list(LAMBDA_GRID), help=f'the λ values of --select-lambda (default: {" ".join(map(str, LAMBDA_GRID))})')
     a = vars(p.parse_args(argv))
     for k in ('method', 'dataset', 'seed'): a.pop(k)
     defaults = {f.name: f.default for f in dataclasses.fields(FinetuneConfig)}
@@ -160,7 +180,7 @@ def sweep_cli(argv: Sequence[str] | None = None) -> None:
         if a['select_lambda']:
             opts.pop('lam', None)
             for d in a['datasets']:
-                best, table = select_lambda(d, a['methods'][0], seed=a['seeds'][0], n_jobs=a['jobs'], devices=a['devices'], **opts)
+                best, table = select_lambda(d, a['methods'][0], a['lambda_grid'], seed=a['seeds'][0], n_jobs=a['jobs'], devices=a['devices'], **opts)
                 print(table.to_string(index=False)); print(f"best λ for {d}: {best:g}")
             return
         status = sweep(a['methods'], a['datasets'], [s.split(',') for s in a['sequences']], a['seeds'],
