@@ -102,10 +102,10 @@ def atomic_path(path: str | Path):
         fault_point(f'write:{path.name}')
         os.chmod(tmp, 0o666 & ~umask())  # mkstemp makes files owner-only; give them what open() would
         os.replace(tmp, path)
-    except OSError as e:
-        if e.errno not in (errno.ENOSPC, errno.EDQUOT): raise
-        raise OSError(e.errno, f"No space left on the device while writing {path}; the previous version of the file is "
-                               "intact: free some space and run the same command again (it resumes)") from None
+    except Exception as e:   # a full disk, also as reported by writers of other libraries (safetensors: "code: 28")
+        if not (getattr(e, 'errno', None) in (errno.ENOSPC, errno.EDQUOT) or 'No space left' in str(e) or 'code: 28,' in str(e)): raise
+        raise OSError(errno.ENOSPC, f"No space left on the device while writing {path}; the previous version of the file is "
+                                    "intact: free some space and run the same command again (it resumes)") from None
     finally:
         if os.path.exists(tmp): os.remove(tmp)
 

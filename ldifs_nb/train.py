@@ -302,7 +302,8 @@ def check_places(cfg: FinetuneConfig) -> None:
 
 def check_pretrained(cfg: FinetuneConfig) -> None:
     "Refuse, before any work, a `pretrained` weights file that is not weights of `cfg.model` (junk, a pickle, another architecture)."
-    if cfg.pretrained is None or not Path(str(cfg.pretrained)).is_file(): return   # tags and the shipped weights: load_clip checks them
+    p = str(cfg.pretrained) if cfg.pretrained is not None else ''
+    if not (Path(p).is_file() or os.sep in p or Path(p).suffix): return   # no file asked for: a tag (load_clip checks it) or the shipped weights
     try: load_clip(cfg.model, cfg.pretrained, device='cpu', quick_gelu=cfg.quick_gelu)
     except Exception as e:
         why = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
@@ -338,9 +339,14 @@ def finetune(cfg: FinetuneConfig | None = None, callbacks: Sequence[Callable] = 
     if man and man['status'] == 'finished': return rd
     with folder_lock(rd): return _finetune(cfg, callbacks, start, anchor, rd)
 
+def _clear_stale(rd: Path) -> None:
+    "Remove the temporary files a killed writer left in run folder `rd` (call only while holding its lock)."
+    for t in [*rd.glob('.*.tmp'), *rd.glob('*/.*.tmp')]: t.unlink(missing_ok=True)
+
 def _finetune(cfg: FinetuneConfig, callbacks, start, anchor, rd: Path) -> Path:
     man = check_run_folder(rd, cfg)   # again, under the lock: another process may have changed it meanwhile
     if man and man['status'] == 'finished': return rd
+    _clear_stale(rd)
     seed_everything(cfg.seed)
     rs = _resume_state(rd, man) if man else None
     resuming = rs is not None
@@ -534,6 +540,7 @@ def run_experiment(method: str = 'lp-init-ldifs', dataset: str = 'micro-position
     cfg = resolve_config(method=method, dataset=dataset, device=device, **kw)
     _prechecks(cfg, run_dir(cfg))
     with folder_lock(run_dir(cfg)):   # one writer from fine-tuning to the results table
+        _clear_stale(run_dir(cfg))
         rd = finetune(cfg, callbacks)
         return evaluate_run(rd, device=device, data_root=cfg.data_root)
 
