@@ -178,6 +178,7 @@ def sweep_cli(argv: Sequence[str] | None = None) -> None:
     opts['out_dir'] = a['out_dir']
     try:
         if a['select_lambda']:
+            if not a['datasets']: raise ValueError('--select-lambda needs --datasets (the λ grid is run per dataset)')
             opts.pop('lam', None)
             for d in a['datasets']:
                 best, table = select_lambda(d, a['methods'][0], a['lambda_grid'], seed=a['seeds'][0], n_jobs=a['jobs'], devices=a['devices'], **opts)
