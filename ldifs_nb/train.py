@@ -339,6 +339,11 @@ def finetune(cfg: FinetuneConfig | None = None, callbacks: Sequence[Callable] = 
     if man and man['status'] == 'finished': return rd
     with folder_lock(rd): return _finetune(cfg, callbacks, start, anchor, rd)
 
+def _log_step(line: str) -> float:
+    "The step of one log.jsonl line; infinity for a line torn by a kill (so that it is dropped on resume)."
+    try: return json.loads(line)['step']
+    except (ValueError, KeyError, TypeError): return math.inf
+
 def _clear_stale(rd: Path) -> None:
     "Remove the temporary files a killed writer left in run folder `rd` (call only while holding its lock)."
     for t in [*rd.glob('.*.tmp'), *rd.glob('*/.*.tmp')]: t.unlink(missing_ok=True)
@@ -363,7 +368,7 @@ def _finetune(cfg: FinetuneConfig, callbacks, start, anchor, rd: Path) -> Path:
         _load_opt(opt, t, man['resume']); sched.load_state_dict(man['resume']['scheduler'])
         torch.set_rng_state(t['rng.torch']); step = man['resume']['step']
         lines = (rd/'log.jsonl').read_text().splitlines() if (rd/'log.jsonl').exists() else []
-        (rd/'log.jsonl').write_text(''.join(l + '\n' for l in lines if json.loads(l)['step'] <= step))
+        (rd/'log.jsonl').write_text(''.join(l + '\n' for l in lines if _log_step(l) <= step))   # a line torn by a kill is dropped
     else:
         man = {'config': config_dict(cfg), 'data_root': cfg.data_root, 'versions': versions(), 'activation': p.activation,
                'status': 'running', 'total_steps': total,
@@ -375,6 +380,7 @@ def _finetune(cfg: FinetuneConfig, callbacks, start, anchor, rd: Path) -> Path:
     log = open(rd/'log.jsonl', 'a')
 
     def checkpoint(s: int):
+        log.flush()   # the log holds every step up to the resume state the manifest is about to name
         f = f'ckpt/step_{s:06d}.safetensors'
         sha = save_state(rd/f, _state(p))
         ot, meta = _opt_tensors(opt)

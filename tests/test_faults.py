@@ -101,6 +101,8 @@ def test_kill_chain_then_same_command(ref, tmp_path):
     assert_same(out/RUN, ref)
     assert not list((out/RUN).rglob('.*.tmp')), 'temporary files left behind'
     assert not (out/RUN/'resume.safetensors').exists()
+    steps = [json.loads(l)['step'] for l in (out/RUN/'log.jsonl').read_text().splitlines()]
+    assert steps == [1, 2, 3, 4], f'the training log lost or repeated steps: {steps}'
 
 
 @pytest.mark.slow
