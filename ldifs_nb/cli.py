@@ -210,6 +210,7 @@ def sweep_cli(argv: Sequence[str] | None = None) -> None:
     try:
         ex = 'local' if a['executor'] == 'local' else slurm_executor(out/'slurm', a['partition'], a['gpus_per_job'], a['time'], a['array_parallelism'])
         if a['select_lambda']:
+            if not a['datasets']: raise ValueError('--select-lambda needs --datasets (the λ grid is run per dataset)')
             opts.pop('lam', None)
             for d in a['datasets']:
                 best, table = select_lambda(d, a['methods'][0], seed=a['seeds'][0], n_jobs=a['jobs'], devices=a['devices'],

@@ -6,7 +6,7 @@ Docs: https://ldifs-nb.github.io/ldifs_nb/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #81f9f76b
 from __future__ import annotations
-import contextlib, hashlib, json, os, random, sys, tempfile
+import contextlib, errno, fcntl, fnmatch, hashlib, json, os, random, signal, sys, tempfile
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -14,9 +14,11 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['RESULT_COLUMNS', 'seed_everything', 'MissingDataError', 'MissingWeightsError', 'check_name', 'check_positive',
-           'as_list', 'resolve_device', 'atomic_path', 'write_json', 'read_json', 'file_sha256', 'tensor_fingerprint',
-           'is_quiet', 'PlainProgress', 'progress']
+__all__ = ['FULL_HASH_BYTES', 'SAMPLES', 'SAMPLE_BYTES', 'RESULT_COLUMNS', 'seed_everything', 'MissingDataError',
+           'MissingWeightsError', 'check_name', 'check_positive', 'as_list', 'resolve_device', 'fault_point', 'umask',
+           'atomic_path', 'write_json', 'read_json', 'file_sha256', 'tensor_fingerprint', 'CorruptFileError',
+           'check_path', 'content_check', 'record_check', 'verify_file', 'save_npy', 'load_npy', 'save_csv', 'load_csv',
+           'FolderBusyError', 'folder_lock', 'check_writable_dir', 'is_quiet', 'PlainProgress', 'progress']
 
 # %% ../nbs/00_core.ipynb #3b96a905
 def seed_everything(seed: int) -> None:
@@ -66,7 +68,30 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
         raise ValueError(f"Device {device!r} asked for, but MPS is not available here. Use device='cpu' or 'auto'.")
     return dev
 
+# %% ../nbs/00_core.ipynb #dd697e85
+_FAULT_HITS: dict = {}
+
+def fault_point(name: str) -> None:
+    "Test hook: act as `$LDIFS_FAULT` (`pattern@n[:kill|int|enospc]`) says when point `name` is reached the n-th time; else nothing."
+    spec = os.environ.get('LDIFS_FAULT')
+    if not spec: return
+    pat, _, rest = spec.rpartition('@')
+    n, _, action = rest.partition(':')
+    if not fnmatch.fnmatchcase(name, pat): return
+    _FAULT_HITS[spec] = _FAULT_HITS.get(spec, 0) + 1
+    if _FAULT_HITS[spec] != int(n): return
+    if action == 'enospc': raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    os.kill(os.getpid(), signal.SIGINT if action == 'int' else signal.SIGKILL)
+
 # %% ../nbs/00_core.ipynb #81b14019
+def umask() -> int:
+    "The process umask (read without changing it where /proc allows; `os.umask` is process-wide)."
+    try:
+        for line in Path('/proc/self/status').read_text().splitlines():
+            if line.startswith('Umask:'): return int(line.split()[1], 8)
+    except OSError: pass
+    m = os.umask(0o022); os.umask(m); return m
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path):
     "Yield a temporary path next to `path`; rename it onto `path` only if the block succeeds."
@@ -74,7 +99,13 @@ def atomic_path(path: str | Path):
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp'); os.close(fd)
     try:
         yield Path(tmp)
+        fault_point(f'write:{path.name}')
+        os.chmod(tmp, 0o666 & ~umask())  # mkstemp makes files owner-only; give them what open() would
         os.replace(tmp, path)
+    except Exception as e:   # a full disk, also as reported by writers of other libraries (safetensors: "code: 28")
+        if not (getattr(e, 'errno', None) in (errno.ENOSPC, errno.EDQUOT) or 'No space left' in str(e) or 'code: 28,' in str(e)): raise
+        raise OSError(errno.ENOSPC, f"No space left on the device while writing {path}; the previous version of the file is "
+                                    "intact: free some space and run the same command again (it resumes)") from None
     finally:
         if os.path.exists(tmp): os.remove(tmp)
 
@@ -103,6 +134,120 @@ def tensor_fingerprint(tensors: dict[str, torch.Tensor], n: int = 16) -> str:
         h.update(k.encode()); h.update(str(tuple(t.shape)).encode()); h.update(str(t.dtype).encode())
         h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b'')
     return h.hexdigest()[:n]
+
+# %% ../nbs/00_core.ipynb #ca6445c0
+FULL_HASH_BYTES = 64 << 20   # files up to this size get a full SHA-256; bigger ones a sampled one
+SAMPLES, SAMPLE_BYTES = 64, 1 << 16
+
+class CorruptFileError(ValueError):
+    "A file is missing, truncated or damaged (its content does not match what was recorded when it was written)."
+
+def check_path(path: str | Path) -> Path:
+    "Where the content check of `path` is kept: `<path>.check` beside it."
+    path = Path(path); return path.with_name(path.name + '.check')
+
+def content_check(path: str | Path, full_limit: int = FULL_HASH_BYTES) -> dict:
+    "Size + SHA-256 of a file (of `SAMPLES` evenly spaced blocks when it is bigger than `full_limit`)."
+    size, h = os.path.getsize(path), hashlib.sha256()
+    with open(path, 'rb') as f:
+        if size <= full_limit:
+            while b := f.read(1 << 20): h.update(b)
+            kind = 'sha256'
+        else:
+            for k in range(SAMPLES):
+                f.seek(k * (size - SAMPLE_BYTES) // (SAMPLES - 1)); h.update(f.read(SAMPLE_BYTES))
+            kind = f'sha256-{SAMPLES}x{SAMPLE_BYTES}'
+    return {'size': size, 'kind': kind, 'sha256': h.hexdigest()}
+
+def record_check(path: str | Path, of: str | Path | None = None) -> dict:
+    "Write the content check of `path` (computed from `of`, e.g. its temporary file before the rename)."
+    chk = content_check(of or path); write_json(check_path(path), chk); return chk
+
+_VERIFIED: set = set()
+
+def verify_file(path: str | Path) -> Path:
+    "Raise `CorruptFileError` unless `path` matches its recorded content check."
+    path = Path(path)
+    try: st = path.stat()
+    except FileNotFoundError: raise CorruptFileError(f"{path} is missing") from None
+    key = (str(path), st.st_ino, st.st_size, st.st_mtime_ns)
+    if key in _VERIFIED: return path
+    try: want = read_json(check_path(path))
+    except FileNotFoundError: raise CorruptFileError(f"{path} has no content check ({check_path(path).name}); it was not written whole by this package") from None
+    except ValueError: raise CorruptFileError(f"The content check {check_path(path)} is damaged") from None
+    if not isinstance(want, dict) or want.get('size') != st.st_size:
+        raise CorruptFileError(f"{path} has {st.st_size} bytes, {want.get('size') if isinstance(want, dict) else '?'} were written: it is truncated or damaged")
+    got = content_check(path, full_limit=st.st_size if want.get('kind') == 'sha256' else -1)
+    if got != want: raise CorruptFileError(f"{path} is damaged: its SHA-256 ({got['kind']}) does not match the one recorded when it was written")
+    _VERIFIED.add(key); return path
+
+def save_npy(path: str | Path, arr: np.ndarray) -> Path:
+    "Save `arr` as .npy (no pickles) atomically, with its content check."
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        with open(tmp, 'wb') as f: np.save(f, np.asarray(arr), allow_pickle=False)
+        record_check(path, of=tmp)
+    return path
+
+def load_npy(path: str | Path, mmap_mode: str | None = None) -> np.ndarray:
+    "Load a .npy written by `save_npy` after verifying its content check; a bad entry raises `CorruptFileError`."
+    verify_file(path)
+    try: return np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e: raise CorruptFileError(f"{path} is not a readable .npy file ({e})") from None
+
+def save_csv(path: str | Path, df) -> Path:
+    "Write a DataFrame as CSV (no index) atomically, with its content check."
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, index=False); record_check(path, of=tmp)
+    return path
+
+def load_csv(path: str | Path):
+    "Read a CSV written by `save_csv` after verifying its content check; a bad file raises `CorruptFileError`."
+    import pandas as pd
+    return pd.read_csv(verify_file(path))
+
+# %% ../nbs/00_core.ipynb #26cb5704
+class FolderBusyError(ValueError):
+    "Another process holds the lock on a folder this process needs to write."
+
+_HELD: dict = {}   # folder → (open lock file, depth) held by this process
+
+@contextlib.contextmanager
+def folder_lock(folder: str | Path, wait: bool = False, name: str = '.lock'):
+    "Hold an exclusive OS lock on `folder` (created if missing) for the block; raise `FolderBusyError` if another process holds it."
+    folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
+    key = str((folder/name).resolve())
+    if key in _HELD:
+        _HELD[key][1] += 1
+        try: yield folder
+        finally: _HELD[key][1] -= 1
+        return
+    f = open(folder/name, 'a+')
+    try: fcntl.flock(f, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+    except BlockingIOError:
+        f.seek(0); pid = f.read().strip() or '?'; f.close()
+        raise FolderBusyError(f"{folder} is being written by another process (PID {pid}); wait for it to finish "
+                              "or stop it, then run again") from None
+    f.seek(0); f.truncate(); f.write(f'{os.getpid()}\n'); f.flush()
+    _HELD[key] = [f, 1]
+    try: yield folder
+    finally:
+        del _HELD[key]
+        fcntl.flock(f, fcntl.LOCK_UN); f.close()
+
+# %% ../nbs/00_core.ipynb #107c15db
+def check_writable_dir(path: str | Path, what: str = 'folder') -> Path:
+    "Raise a `ValueError` unless `path` is (or can be created as) a folder this process can write."
+    path = Path(path); p = path
+    while not p.exists() and p != p.parent: p = p.parent
+    if not p.is_dir():
+        raise ValueError(f"{what} {str(path)!r} is not a folder: {str(p)!r} is a file. Give a folder path.")
+    try:
+        with tempfile.TemporaryFile(dir=p): pass
+    except OSError as e:
+        raise ValueError(f"{what} {str(path)!r} cannot be written ({str(p)!r}: {e.strerror}). Give a folder you can write.") from None
+    return path
 
 # %% ../nbs/00_core.ipynb #101e9f73
 RESULT_COLUMNS = ['task', 'method', 'seed', 'stage', 'step', 'fraction', 'dataset', 'split', 'metric', 'value']

@@ -6,7 +6,7 @@ Docs: https://ldifs-nb.github.io/ldifs_nb/data.html.md"""
 
 # %% ../nbs/02_data.ipynb #93b7fb06
 from __future__ import annotations
-import contextlib, io, math, os
+import contextlib, io, math, os, warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +17,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .core import MissingDataError, check_name, atomic_path, write_json, read_json, progress
+from .core import (MissingDataError, check_name, atomic_path, write_json, read_json, progress, save_npy, load_npy,
+                   record_check, CorruptFileError)
 
 # %% auto #0
 __all__ = ['DATASETS', 'CARS_CLASSES', 'CIFAR10_CLASSES', 'CIFAR100_CLASSES', 'DTD_CLASSES', 'EUROSAT_CLASSES', 'GTSRB_CLASSES',
@@ -422,10 +423,6 @@ def open_source(name: str, split: str, root: str | Path | None = None, download:
     if out.getvalue(): print(out.getvalue(), end='')  # torchvision's download messages, only when it worked
     return samples
 
-def _save_npy(path: Path, arr: np.ndarray):
-    with atomic_path(path) as tmp:
-        with open(tmp, 'wb') as f: np.save(f, arr, allow_pickle=False)
-
 _HEADER = 128   # bytes of the .npy header of a 1-D uint8 array (numpy pads headers to a multiple of 64)
 
 def _write_pixels(images, n: int, path: Path) -> np.ndarray:
@@ -442,6 +439,7 @@ def _write_pixels(images, n: int, path: Path) -> np.ndarray:
             np.lib.format.write_array_header_1_0(hdr, {'descr': '|u1', 'fortran_order': False, 'shape': (off,)})
             if len(hdr.getvalue()) != _HEADER: raise RuntimeError(f".npy header of {len(hdr.getvalue())} bytes, expected {_HEADER}")
             f.seek(0); f.write(hdr.getvalue())
+        record_check(path, of=tmp)   # every store file carries a content check (`ldifs_nb.core.load_npy`)
     return shapes
 
 def _decoded(samples, cap: int, labels: np.ndarray, workers: int, chunk: int = 512):
@@ -466,7 +464,7 @@ def _write_split(samples, folder: Path, split: str, cap: int, n_classes: int, wo
     shapes = _write_pixels(progress(items, total=len(labels)), len(labels), folder/f'{split}_pixels.npy')
     if len(labels) and (labels.min() < 0 or labels.max() >= n_classes):
         raise ValueError(f"{desc}: labels outside 0..{n_classes - 1} (found {labels.min()}..{labels.max()})")
-    _save_npy(folder/f'{split}_shapes.npy', shapes); _save_npy(folder/f'{split}_labels.npy', labels)
+    save_npy(folder/f'{split}_shapes.npy', shapes); save_npy(folder/f'{split}_labels.npy', labels)
     capped = int(np.sum((shapes[:, 0] != shapes[:, 3]) | (shapes[:, 1] != shapes[:, 4])))
     return dict(count=len(labels), bytes=int((shapes[:, 0] * shapes[:, 1] * 3).sum()), capped=capped,
                 min_hw=shapes[:, :2].min(0).tolist() if len(labels) else None, max_hw=shapes[:, :2].max(0).tolist() if len(labels) else None)
@@ -565,10 +563,11 @@ class ArrayDataset:
     def __getitem__(self, i): return self.images[i], int(self.labels[i])
 
 def _open_store(folder: Path, split: str) -> tuple[ImageStore, np.ndarray]:
-    shapes = np.load(folder/f'{split}_shapes.npy', allow_pickle=False)
+    "The images and labels of one stored split, each file checked against its content check (`CorruptFileError` if not)."
+    shapes = load_npy(folder/f'{split}_shapes.npy')
     empty = len(shapes) == 0 or int((shapes[:, 0] * shapes[:, 1]).sum()) == 0   # a memory map cannot be empty
-    pixels = np.zeros(0, np.uint8) if empty else np.load(folder/f'{split}_pixels.npy', mmap_mode='r', allow_pickle=False)
-    return ImageStore(pixels, shapes), np.load(folder/f'{split}_labels.npy', allow_pickle=False)
+    pixels = np.zeros(0, np.uint8) if empty else load_npy(folder/f'{split}_pixels.npy', mmap_mode='r')
+    return ImageStore(pixels, shapes), load_npy(folder/f'{split}_labels.npy')
 
 def load_split(name: str, split: str, root: str | Path | None = None, image_size: int = 224,
                cap: int | None = None) -> ArrayDataset:
@@ -579,7 +578,11 @@ def load_split(name: str, split: str, root: str | Path | None = None, image_size
     if split in ('train', 'test'): base, part = split, None
     elif spec.heldout: base, part = ('train', None) if split == 'train90' else (spec.heldout, None)
     else: base, part = 'train', split == 'val10'
-    ims, labels = _open_store(d, base)
+    try: ims, labels = _open_store(d, base)
+    except CorruptFileError as e:   # never use a damaged store: prepare it again (other readers keep their open copies)
+        warnings.warn(f"{e}; preparing the store {d} again")
+        (d/'meta.json').unlink(missing_ok=True)
+        ims, labels = _open_store(prepare_dataset(name, root, image_size, cap=cap), base)
     if part is None: return ArrayDataset(ims, labels, name, split, base, None)
     idx = xval_indices(len(labels))[part]
     return ArrayDataset(ims.subset(idx), labels[idx], name, split, base, idx)

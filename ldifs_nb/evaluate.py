@@ -6,7 +6,7 @@ Docs: https://ldifs-nb.github.io/ldifs_nb/evaluate.html.md"""
 
 # %% ../nbs/06_evaluate.ipynb #62f7ee3f
 from __future__ import annotations
-import contextlib, math, weakref
+import contextlib, math, warnings, weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -18,6 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .core import tensor_fingerprint, progress, atomic_path, check_name, resolve_device, write_json, read_json
+from .core import save_npy, load_npy, CorruptFileError
 from .data import load_split, images_to_tensor, default_root, get_dataset, xval_indices, cache_key, eval_batch, ImageStore, STORE_LAYOUT
 from .models import image_size_of, norm_stats, zeroshot_head
 from .features import extract_features
@@ -60,12 +61,14 @@ def embed(visual: nn.Module, name: str, split: str, root=None, batch_size: int =
     size = image_size_of(visual)
     ds = load_split(name, split, root, size)
     f = embedding_path(fingerprint or model_fingerprint(visual), name, ds.source_split, size, root, cache_dir)
-    if f.exists(): e = np.load(f, allow_pickle=False)
-    else:
+    e = None
+    if f.exists():
+        try: e = load_npy(f)
+        except CorruptFileError as err: warnings.warn(f"{err}; computing these embeddings again")   # never use a damaged cache entry
+    if e is None:
         whole = ds.images if ds.rows is None else ImageStore(ds.images.pixels, ds.images.shapes)   # the stored split, all rows
         e = _run_encoder(visual, whole, *norm_stats(visual), batch_size, resolve_device(device), size)
-        with atomic_path(f) as tmp:
-            with open(tmp, 'wb') as fh: np.save(fh, e, allow_pickle=False)
+        save_npy(f, e)
     return e if ds.rows is None else e[ds.rows]
 
 

@@ -14,8 +14,8 @@ from typing import Callable, Sequence
 
 import pandas as pd
 
-from .core import atomic_path, read_json, check_name, progress
-from .train import FinetuneConfig, resolve_config, run_dir, sequence_dir
+from .core import atomic_path, read_json, check_name, check_positive, progress, folder_lock, verify_file, save_csv, CorruptFileError
+from .train import FinetuneConfig, resolve_config, run_dir, sequence_dir, read_manifest
 from .report import final
 
 # %% auto #0
@@ -42,8 +42,12 @@ class Job:
         return run_dir(cfg) if len(self.tasks) == 1 else sequence_dir(self.tasks, cfg)
 
     def finished(self) -> bool:
-        "Has this job's folder a finished, evaluated result?"
-        return (self.folder()/'results.csv').exists() and (len(self.tasks) > 1 or read_json(self.folder()/'manifest.json')['status'] == 'finished')
+        "Has this job's folder a finished, evaluated result (whose results table is intact)?"
+        f = self.folder()/'results.csv'
+        if not f.exists(): return False
+        try: verify_file(f)
+        except CorruptFileError: return False   # a damaged table: run the job again (its evaluation redoes the table)
+        return len(self.tasks) > 1 or read_manifest(self.folder())['status'] == 'finished'
 
     def argv(self) -> list[str]:
         "The command line of this job."
@@ -120,6 +124,7 @@ def sweep(methods: Sequence[str], datasets: Sequence[str] = (), sequences: Seque
           out_dir: str = 'runs', executor='local', **options) -> pd.DataFrame:
     "Run a grid of jobs, `n_jobs` at a time (default: one per device) or through a submitit `executor`; return (and save) the status table."
     jobs = sweep_jobs(methods, datasets, sequences, seeds, out_dir=out_dir, **options)
+    for j in jobs: j.folder()   # every job's config checked (one clear error) before anything runs or is written
     return run_jobs(jobs, n_jobs, devices, Path(out_dir), executor=executor)
 
 def _todo(jobs: Sequence[Job]) -> tuple[list[dict], list[Job]]:
@@ -156,9 +161,10 @@ def run_jobs(jobs: Sequence[Job], n_jobs: int | None = None, devices: Sequence[s
     def one(j: Job) -> dict:
         if pool is None: return runner(j, None, _log_path(status_dir, j), env)
         with pool.take(j.n_devices) as got: return runner(j, got, _log_path(status_dir, j), env)
-    with ThreadPoolExecutor(n_jobs) as ex:
-        for f in progress([ex.submit(one, j) for j in todo], total=len(todo)): rows.append(f.result())
-    return _save_status(rows, jobs, status_dir)
+    with folder_lock(status_dir, name='.sweep.lock'):   # one sweep per status folder (each job's run folder has its own lock)
+        with ThreadPoolExecutor(n_jobs) as ex:
+            for f in progress([ex.submit(one, j) for j in todo], total=len(todo)): rows.append(f.result())
+        return _save_status(rows, jobs, status_dir)
 
 # %% ../nbs/11_sweep.ipynb #b7e2a004
 class SubmititTask:
@@ -262,11 +268,24 @@ def best_lambda(table: pd.DataFrame) -> float:
     return float(ok.sort_values(['val_top1', 'lam'], ascending=[False, False]).iloc[0]['lam'])
 
 def select_lambda(dataset: str, method: str = 'lp-init-ldifs', grid: Sequence[float] = LAMBDA_GRID, seed: int = 0,
-                  n_jobs: int | None = None, devices: Sequence[str] | None = None, out_dir: str = 'runs', executor='local', n_devices: int = 1, **options) -> tuple[float, pd.DataFrame]:
+                  n_jobs: int | None = None, devices: Sequence[str] | None = None, out_dir: str = 'runs', executor='local', n_devices: int = 1,
+                  allow_failed: bool = False, **options) -> tuple[float, pd.DataFrame]:
     "Run `method` on `dataset` for every λ in `grid`; return the λ with the best validation accuracy and the table."
+    grid = list(grid)
+    if not grid: raise ValueError("The λ grid is empty: give at least one λ > 0")
+    for l in grid: check_positive(lam=l)
     root = Path(out_dir)/'lambda'
     jobs = [Job(method, (dataset,), seed, dict(options, lam=float(l), out_dir=str(root/f'{float(l):g}')), f'lam={float(l):g}', n_devices) for l in grid]
+    for j in jobs: j.folder()   # every config checked before anything runs
     status = run_jobs(jobs, n_jobs, devices, root, executor=executor)
     table = pd.DataFrame([dict(lam=float(l), **_lambda_row(j.folder()/'results.csv', dataset)) for l, j in zip(grid, jobs)])
-    if table['val_top1'].isna().all(): raise RuntimeError(f"No λ run finished; see {root/'sweep_status.csv'}:\n{status.to_string()}")
+    save_csv(root/'lambda_table.csv', table)
+    st = {r.job: r for r in status.itertuples()}
+    bad = [(l, ((str(st[j.name].error) if isinstance(st[j.name].error, str) else '').strip().splitlines() or ['failed'])[-1])
+           for l, j in zip(grid, jobs) if st[j.name].status == 'failed']
+    if bad and (not allow_failed or table['val_top1'].isna().all()):
+        # a choice over part of the grid is not the paper's selection: say so instead of returning it
+        raise ValueError(f"{len(bad)} of the {len(grid)} λ runs failed (λ = {', '.join(f'{l:g}' for l, _ in bad)}; first error: {bad[0][1]}); "
+                         f"logs in {root/'sweep_logs'}. Fix the cause and run again: finished λ runs are kept")
+    if table['val_top1'].isna().all(): raise ValueError(f"No λ run has a validation accuracy; see {root/'sweep_status.csv'}")
     return best_lambda(table), table

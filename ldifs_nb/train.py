@@ -6,7 +6,7 @@ Docs: https://ldifs-nb.github.io/ldifs_nb/train.html.md"""
 
 # %% ../nbs/08_train.ipynb #a608c8ae
 from __future__ import annotations
-import contextlib, copy, dataclasses, json, math, os, shutil, subprocess, time
+import contextlib, copy, dataclasses, hashlib, json, math, os, shutil, subprocess, time, warnings
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 from typing import Callable, Sequence
@@ -23,7 +23,7 @@ from safetensors.torch import save_file, load_file
 import ldifs_nb
 from .core import (check_name, check_positive, resolve_device, seed_everything, write_json, read_json,
                            atomic_path, file_sha256, progress, is_quiet, as_list, RESULT_COLUMNS)
-from .core import MissingDataError
+from .core import MissingDataError, CorruptFileError, folder_lock, check_writable_dir, fault_point, save_csv, load_csv
 from .data import (get_dataset, load_split, images_to_tensor, open_source, default_root, cache_key, DATASETS,
                            RAW_SPLITS, STORE_LAYOUT, eval_batch, train_batch)
 from .models import load_clip, zeroshot_head, ImageClassifier, image_size_of, norm_stats, needs_quick_gelu, activation_of, MICRO_CLIP
@@ -32,11 +32,12 @@ from .evaluate import embed, lp_head, evaluate_checkpoint
 
 # %% auto #0
 __all__ = ['ANCHORS', 'resolve_config', 'cosine_lr', 'steps_per_epoch', 'batch_indices', 'total_steps', 'Prepared',
-           'trainable_parameters', 'build_model', 'run_dir', 'config_dict', 'versions', 'check_run_folder',
-           'save_state', 'load_state', 'check_datasets', 'DistInfo', 'dist_info', 'init_distributed', 'shard',
-           'all_reduce_grads', 'wait_for_main', 'finetune', 'checkpoint_states', 'split_state', 'final_state',
-           'sequence_dir', 'finetune_sequence', 'evaluate_run', 'evaluate_sequence', 'run_experiment', 'run_sequence',
-           'FinetuneConfig', 'PAPER_DEFAULTS', 'MICRO_DEFAULTS']
+           'trainable_parameters', 'build_model', 'run_dir', 'config_dict', 'versions', 'write_manifest',
+           'read_manifest', 'check_run_folder', 'save_state', 'load_state', 'check_datasets', 'DistInfo', 'dist_info',
+           'init_distributed', 'shard', 'all_reduce_grads', 'wait_for_main', 'check_places', 'check_pretrained',
+           'finetune', 'checkpoint_states', 'split_state', 'final_state', 'sequence_dir', 'finetune_sequence',
+           'evaluate_run', 'evaluate_sequence', 'run_experiment', 'run_sequence', 'FinetuneConfig', 'PAPER_DEFAULTS',
+           'MICRO_DEFAULTS']
 
 # %% ../nbs/08_train.ipynb #c0f1a2b4
 from .config import FinetuneConfig, PAPER_DEFAULTS, PAPER_MODEL, MICRO_DEFAULTS  # the config's torch-free home (see config)
@@ -187,10 +188,28 @@ def versions() -> dict:
     return {'ldifs_nb': ldifs_nb.__version__, 'torch': torch.__version__, 'open_clip': open_clip.__version__,
             'git_commit': _git_commit()}
 
+def _manifest_hash(man: dict) -> str:
+    return hashlib.sha256(json.dumps({k: v for k, v in man.items() if k != 'check'}, sort_keys=True, default=str).encode()).hexdigest()
+
+def write_manifest(rd: Path, man: dict) -> None:
+    "Write a run's manifest atomically, with a SHA-256 of its own content (`check`)."
+    write_json(Path(rd)/'manifest.json', {**{k: v for k, v in man.items() if k != 'check'}, 'check': _manifest_hash(man)})
+
+def read_manifest(rd: str | Path) -> dict:
+    "A run folder's manifest; a damaged one raises `CorruptFileError` naming the file and what to do."
+    f = Path(rd)/'manifest.json'
+    fix = f"delete the run folder {Path(rd)} and run the same command again (it trains the run anew)"
+    try: man = read_json(f)
+    except FileNotFoundError: raise CorruptFileError(f"{f} is missing: {Path(rd)} is not a run folder, or {fix}") from None
+    except (ValueError, UnicodeDecodeError) as e: raise CorruptFileError(f"The manifest {f} is damaged (not valid JSON: {e}); {fix}") from None
+    if not isinstance(man, dict) or not {'config', 'status', 'checkpoints'} <= set(man) or man.get('check', _manifest_hash(man)) != _manifest_hash(man):
+        raise CorruptFileError(f"The manifest {f} is damaged (its content does not match its check); {fix}")
+    return {k: v for k, v in man.items() if k != 'check'}
+
 def check_run_folder(rd: Path, cfg: FinetuneConfig) -> dict | None:
     "The existing manifest of `rd` if it was written by the same config; raise if by a different one."
     if not (rd/'manifest.json').exists(): return None
-    man = read_json(rd/'manifest.json')
+    man = read_manifest(rd)
     old, new = man['config'], json.loads(json.dumps(config_dict(cfg)))
     if old != new:
         diff = {k: (old.get(k), new.get(k)) for k in sorted(old.keys() | new.keys()) if old.get(k) != new.get(k)}
@@ -207,10 +226,12 @@ def save_state(path: Path, tensors: dict[str, torch.Tensor]) -> str:
 def load_state(path: Path, sha256: str | None = None) -> dict[str, torch.Tensor]:
     "Load a safetensors state dict, checking its hash when given; a corrupt file raises one clear error."
     path = Path(path)
+    fix = "delete the run folder that holds it and run the same command again (it trains the run anew)"
+    if not path.exists(): raise CorruptFileError(f"Checkpoint {path} is missing; {fix}")
     if sha256 is not None and file_sha256(path) != sha256:
-        raise ValueError(f"Checkpoint {path} does not match the hash in its manifest: the file is corrupt or was changed.")
+        raise CorruptFileError(f"Checkpoint {path} does not match the hash in its manifest: the file is damaged or was changed; {fix}")
     try: return load_file(str(path))
-    except Exception as e: raise ValueError(f"Cannot read checkpoint {path}: not a valid safetensors file ({e})") from None
+    except Exception as e: raise CorruptFileError(f"Cannot read checkpoint {path}: not a valid safetensors file ({e}); {fix}") from None
 
 def _opt_tensors(opt: torch.optim.Optimizer) -> tuple[dict, dict]:
     sd = opt.state_dict(); t = {}
@@ -301,6 +322,40 @@ def _state(p: Prepared) -> dict[str, torch.Tensor]:
 def _ckpt_steps(cfg: FinetuneConfig, total: int) -> list[int]:
     return sorted({int(round(f * total)) for f in cfg.ckpt_fractions})
 
+def check_places(cfg: FinetuneConfig) -> None:
+    "Refuse, before any work, an `out_dir` or data root that is not a folder this process can write."
+    check_writable_dir(cfg.out_dir, 'out_dir'); check_writable_dir(cfg.data_root or default_root(), 'data_root')
+
+def check_pretrained(cfg: FinetuneConfig) -> None:
+    "Refuse, before any work, a `pretrained` weights file that is not weights of `cfg.model` (junk, a pickle, another architecture)."
+    p = str(cfg.pretrained) if cfg.pretrained is not None else ''
+    if not (Path(p).is_file() or os.sep in p or Path(p).suffix): return   # no file asked for: a tag (load_clip checks it) or the shipped weights
+    try: load_clip(cfg.model, cfg.pretrained, device='cpu', quick_gelu=cfg.quick_gelu)
+    except Exception as e:
+        why = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise ValueError(f"pretrained={cfg.pretrained!r} cannot be loaded as weights of model {cfg.model!r} ({type(e).__name__}: {why}). "
+                         "Give a safetensors state dict saved from this architecture, or a known tag.") from None
+
+def _prechecks(cfg: FinetuneConfig, rd: Path) -> dict | None:
+    "Everything checked before a run folder is touched; the existing manifest (if any)."
+    check_places(cfg)
+    man = check_run_folder(rd, cfg)
+    if not (man and man['status'] == 'finished'): check_pretrained(cfg)
+    if not (man and man['status'] == 'finished'): check_datasets([cfg.dataset, *cfg.eval_datasets], cfg.data_root)
+    return man
+
+def _resume_state(rd: Path, man: dict) -> tuple[dict, dict] | None:
+    "(tensors, manifest entry) of the newest resume state whose file is intact: the last checkpoint's, else the one before."
+    for key in ('resume', 'resume_prev'):
+        r = man.get(key)
+        if not r: continue
+        for f in ('resume.safetensors', 'resume.prev.safetensors'):   # a crash between rename and manifest may leave it under either name
+            try: return load_state(rd/f, r['sha256']), r
+            except CorruptFileError: pass
+        warnings.warn(f"The resume state of step {r['step']} in {rd} is missing or damaged; falling back to the one before")
+    if man.get('resume'): warnings.warn(f"No intact resume state in {rd}; training it anew")
+    return None
+
 @contextlib.contextmanager
 def _main_first(d: DistInfo):
     "Rank 0 runs the block first (filling data and embedding caches), then the other ranks (reading them)."
@@ -308,9 +363,13 @@ def _main_first(d: DistInfo):
     yield
     if d.world > 1 and d.main: dist.barrier()
 
+def _lock(folder: str | Path):
+    "The folder's lock on rank 0, the one process that writes; nothing on the other ranks of a torchrun job."
+    return folder_lock(folder) if dist_info().main else contextlib.nullcontext(Path(folder))
+
 def finetune(cfg: FinetuneConfig | None = None, callbacks: Sequence[Callable] = (), start: dict | None = None,
              anchor: dict | None = None, folder: str | Path | None = None, **overrides) -> Path:
-    "Fine-tune as `cfg` says (resuming or skipping a finished run; data-parallel under torchrun); return the run folder."
+    "Fine-tune as `cfg` says (resuming or skipping a finished run; data-parallel under torchrun), holding the run folder's lock; return the run folder."
     cfg = resolve_config(cfg, **overrides)
     d, device = init_distributed(cfg.device)
     cfg = dataclasses.replace(cfg, device=device)
@@ -318,13 +377,28 @@ def finetune(cfg: FinetuneConfig | None = None, callbacks: Sequence[Callable] = 
         raise ValueError("flyp's contrastive loss pairs every image with every caption of the global batch, which one rank "
                          "does not hold; run flyp in one process (without torchrun). flyp-ce and the CE/L2SP/LDIFS methods run data-parallel.")
     rd = Path(folder) if folder is not None else run_dir(cfg)
-    man = check_run_folder(rd, cfg)
+    with _main_first(d): man = _prechecks(cfg, rd)   # rank 0 first: it may download data
     if d.world > 1: dist.barrier()  # every rank has read the manifest before rank 0 writes one
     if man and man['status'] == 'finished': return rd
+    with _lock(rd): return _finetune(cfg, callbacks, start, anchor, rd, d)
+
+def _log_step(line: str) -> float:
+    "The step of one log.jsonl line; infinity for a line torn by a kill (so that it is dropped on resume)."
+    try: return json.loads(line)['step']
+    except (ValueError, KeyError, TypeError): return math.inf
+
+def _clear_stale(rd: Path) -> None:
+    "Remove the temporary files a killed writer left in run folder `rd` (call only while holding its lock)."
+    for t in [*rd.glob('.*.tmp'), *rd.glob('*/.*.tmp')]: t.unlink(missing_ok=True)
+
+def _finetune(cfg: FinetuneConfig, callbacks, start, anchor, rd: Path, d: DistInfo) -> Path:
+    man = check_run_folder(rd, cfg)   # again, under the lock: another process may have changed it meanwhile
+    if man and man['status'] == 'finished': return rd
+    if d.main: _clear_stale(rd)
     seed_everything(cfg.seed)
-    resuming = bool(man and man.get('resume'))
+    rs = _resume_state(rd, man) if man else None
+    resuming = rs is not None
     with _main_first(d):
-        check_datasets([cfg.dataset, *cfg.eval_datasets], cfg.data_root)
         p = build_model(cfg, start, anchor, fit_head=not resuming)
         train = load_split(cfg.dataset, 'train90', cfg.data_root, p.image_size)
     if d.world > 1:
@@ -335,20 +409,21 @@ def finetune(cfg: FinetuneConfig | None = None, callbacks: Sequence[Callable] = 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: cosine_lr(s, 1.0, cfg.warmup, total))
     step = 0
     if resuming:
-        t = load_state(rd/'resume.safetensors', man['resume']['sha256'])
+        t, man['resume'] = rs
         p.model.load_state_dict({k[6:]: v for k, v in t.items() if k.startswith('model.')})
         _load_opt(opt, t, man['resume']); sched.load_state_dict(man['resume']['scheduler'])
         torch.set_rng_state(t['rng.torch']); step = man['resume']['step']
         if d.main:
             lines = (rd/'log.jsonl').read_text().splitlines() if (rd/'log.jsonl').exists() else []
-            (rd/'log.jsonl').write_text(''.join(l + '\n' for l in lines if json.loads(l)['step'] <= step))
+            (rd/'log.jsonl').write_text(''.join(l + '\n' for l in lines if _log_step(l) <= step))   # a line torn by a kill is dropped
     else:
         man = {'config': config_dict(cfg), 'data_root': cfg.data_root, 'versions': versions(), 'activation': p.activation,
                'status': 'running', 'total_steps': total, 'world_size': d.world,
                'checkpoint_steps': ckpts, 'checkpoints': [], 'resume': None, 'created': time.strftime('%Y-%m-%dT%H:%M:%S')}
         if d.main:
-            if rd.exists(): shutil.rmtree(rd)  # a folder without a manifest holds nothing we can trust
-            rd.mkdir(parents=True); write_json(rd/'manifest.json', man)
+            for f in (rd.iterdir() if rd.exists() else ()):  # a folder without a usable manifest holds nothing we can trust
+                if f.name != '.lock': shutil.rmtree(f) if f.is_dir() else f.unlink()          # (the lock we hold stays)
+            rd.mkdir(parents=True, exist_ok=True); write_manifest(rd, man)
     if d.world > 1: dist.barrier()
     dev = torch.device(cfg.device)
     log = open(rd/'log.jsonl', 'a') if d.main else open(os.devnull, 'w')  # only rank 0 writes files
@@ -356,10 +431,15 @@ def finetune(cfg: FinetuneConfig | None = None, callbacks: Sequence[Callable] = 
     def save_resume(s: int):  # the state training continues from: weights, AdamW moments, schedule, RNG
         nonlocal saved_at
         if d.main:
+            log.flush()   # the log holds every step up to the resume state the manifest is about to name
             ot, meta = _opt_tensors(opt)
             rt = {f'model.{k}': v for k, v in _state(p).items()} | ot | {'rng.torch': torch.get_rng_state()}
-            man['resume'] = {'step': s, 'sha256': save_state(rd/'resume.safetensors', rt), 'scheduler': sched.state_dict(), **meta}
-            write_json(rd/'manifest.json', man)
+            if (rd/'resume.safetensors').exists():   # the last resume state stays on disk until the manifest names the new one
+                os.replace(rd/'resume.safetensors', rd/'resume.prev.safetensors')
+            rsha = save_state(rd/'resume.safetensors', rt)
+            man['resume_prev'], man['resume'] = man.get('resume'), {'step': s, 'sha256': rsha, 'scheduler': sched.state_dict(), **meta}
+            write_manifest(rd, man)
+            fault_point('checkpoint')
         saved_at = time.monotonic()
 
     def checkpoint(s: int):
@@ -413,18 +493,19 @@ def finetune(cfg: FinetuneConfig | None = None, callbacks: Sequence[Callable] = 
             log.write(json.dumps(logs) + '\n')
             if hasattr(bar, 'comment'): bar.comment = f"loss {logs['loss']:.3f} | {logs['img_per_s']:.0f} img/s"
             for cb in callbacks: cb(s + 1, logs)
+            fault_point('step')
         checkpoint(total)
     finally: log.close()
     if d.main:
-        man['status'], man['resume'] = 'finished', None; write_json(rd/'manifest.json', man)
-        (rd/'resume.safetensors').unlink(missing_ok=True)
+        man['status'], man['resume'], man['resume_prev'] = 'finished', None, None; write_manifest(rd, man)
+        (rd/'resume.safetensors').unlink(missing_ok=True); (rd/'resume.prev.safetensors').unlink(missing_ok=True)
     if d.world > 1: dist.barrier()  # the finished run is on disk before any rank returns
     return rd
 
 # %% ../nbs/08_train.ipynb #27638aa1
 def checkpoint_states(rd: str | Path) -> list[tuple[int, float, dict]]:
     "(step, fraction, state dict) of every checkpoint of a run folder, hash-checked, in step order."
-    man = read_json(Path(rd)/'manifest.json')
+    man = read_manifest(rd)
     return [(c['step'], c['fraction'], load_state(Path(rd)/c['file'], c['sha256']))
             for c in sorted(man['checkpoints'], key=lambda c: c['step'])]
 
@@ -435,7 +516,7 @@ def split_state(state: dict, objective: str) -> dict:
 
 def final_state(rd: str | Path) -> dict:
     "The last checkpoint of a finished run, split as `split_state` does."
-    man = read_json(Path(rd)/'manifest.json')
+    man = read_manifest(rd)
     if man['status'] != 'finished': raise ValueError(f"Run {rd} has not finished (status {man['status']!r})")
     c = max(man['checkpoints'], key=lambda c: c['step'])
     return split_state(load_state(Path(rd)/c['file'], c['sha256']), get_method(man['config']['method']).objective)
@@ -456,18 +537,22 @@ def finetune_sequence(tasks: Sequence[str], method: str | None = None, anchor: s
     if method is not None: overrides['method'] = method
     cfgs = [resolve_config(cfg, dataset=t, **overrides) for t in tasks]  # validate every stage before any work
     root = sequence_dir(tasks, cfgs[0])
+    check_places(cfgs[0]); check_pretrained(cfgs[0])
     check_datasets([d for c in cfgs for d in (c.dataset, *c.eval_datasets)], cfgs[0].data_root)
     info = {'tasks': tasks, 'anchor': anchor, 'method': cfgs[0].method,
             'stages': [f'stage{k}-{t}' for k, t in enumerate(tasks, 1)]}
-    if (root/'sequence.json').exists() and read_json(root/'sequence.json') != info:
-        raise ValueError(f"Sequence folder {root} was written with {read_json(root/'sequence.json')}, not {info}; "
-                         "use another out_dir or delete the folder.")
-    write_json(root/'sequence.json', info)
-    start = anchor_state = None
-    for k, c in enumerate(cfgs, 1):
-        rd = finetune(c, callbacks, start=start, anchor=anchor_state, folder=root/f'stage{k}-{c.dataset}')
-        start = final_state(rd)
-        anchor_state = start['visual'] if anchor == 'previous' else None
+    def check_info():
+        try: old = read_json(root/'sequence.json') if (root/'sequence.json').exists() else info
+        except ValueError: raise CorruptFileError(f"{root/'sequence.json'} is damaged; delete the sequence folder {root} and run again") from None
+        if old != info: raise ValueError(f"Sequence folder {root} was written with {old}, not {info}; use another out_dir or delete the folder.")
+    check_info()
+    with _lock(root):          # one writer per sequence (each stage folder has its own lock too)
+        check_info(); write_json(root/'sequence.json', info)
+        start = anchor_state = None
+        for k, c in enumerate(cfgs, 1):
+            rd = finetune(c, callbacks, start=start, anchor=anchor_state, folder=root/f'stage{k}-{c.dataset}')
+            start = final_state(rd)
+            anchor_state = start['visual'] if anchor == 'previous' else None
     return root
 
 # %% ../nbs/08_train.ipynb #181a17fa
@@ -477,12 +562,13 @@ def _resolved(man: dict) -> FinetuneConfig:
 def evaluate_run(rd: str | Path, device: str = 'auto', data_root: str | None = None, stage: int = 1,
                  task: str | None = None) -> pd.DataFrame:
     "Evaluate every checkpoint of run folder `rd` (skipping those done); write and return its results table."
-    rd = Path(rd); man = read_json(rd/'manifest.json')
+    rd = Path(rd); man = read_manifest(rd)
     if man['status'] != 'finished': raise ValueError(f"Run {rd} has not finished; run finetune first")
     data_root = data_root if data_root is not None else man.get('data_root')
     if (rd/'results.csv').exists():  # evaluated before: read back, not redone
-        done = pd.read_csv(rd/'results.csv')
-        if set(done['step']) >= {c['step'] for c in man['checkpoints']}: return done
+        try: done = load_csv(rd/'results.csv')
+        except CorruptFileError as e: warnings.warn(f"{e}; evaluating again"); done = None
+        if done is not None and set(done['step']) >= {c['step'] for c in man['checkpoints']}: return done
     cfg = _resolved(man); m = get_method(cfg.method); spec = get_dataset(cfg.dataset)
     dev = resolve_device(device)
     clip_model, _, tok = load_clip(cfg.model, cfg.pretrained, device=dev, quick_gelu=cfg.quick_gelu)
@@ -491,7 +577,9 @@ def evaluate_run(rd: str | Path, device: str = 'auto', data_root: str | None = N
     frames = []
     for step, frac, state in progress(checkpoint_states(rd), total=len(man['checkpoints'])):
         out = rd/'results'/f'step_{step:06d}.csv'
-        if out.exists(): frames.append(pd.read_csv(out)); continue
+        if out.exists():
+            try: frames.append(load_csv(out)); continue
+            except CorruptFileError as e: warnings.warn(f"{e}; evaluating this checkpoint again")
         st = split_state(state, m.objective)
         visual = copy.deepcopy(base); visual.load_state_dict(st['visual']); visual.eval()
         df = evaluate_checkpoint(visual, list(cfg.eval_datasets), ref=base, model=clip_model, tokenizer=tok,
@@ -511,10 +599,10 @@ def evaluate_run(rd: str | Path, device: str = 'auto', data_root: str | None = N
             if m.objective != 'ce' and split == 'test': extra.append((split, 'own_zs_top1', acc))
         df = pd.concat([df, pd.DataFrame([{'dataset': cfg.dataset, 'split': sp, 'metric': k, 'value': v} for sp, k, v in extra])])
         df = df.assign(task=task or cfg.dataset, method=cfg.method, seed=cfg.seed, stage=stage, step=step, fraction=frac)[RESULT_COLUMNS]
-        with atomic_path(out) as tmp: df.to_csv(tmp, index=False)
+        save_csv(out, df)
         frames.append(df)
     res = pd.concat(frames, ignore_index=True)
-    with atomic_path(rd/'results.csv') as tmp: res.to_csv(tmp, index=False)
+    save_csv(rd/'results.csv', res)
     return res
 
 # %% ../nbs/08_train.ipynb #fa37b068
@@ -523,7 +611,7 @@ def evaluate_sequence(root: str | Path, device: str = 'auto', data_root: str | N
     root = Path(root); info = read_json(root/'sequence.json')
     res = pd.concat([evaluate_run(root/s, device, data_root, stage=k, task='+'.join(info['tasks']))
                      for k, s in enumerate(info['stages'], 1)], ignore_index=True)
-    with atomic_path(root/'results.csv') as tmp: res.to_csv(tmp, index=False)
+    save_csv(root/'results.csv', res)
     return res
 
 # %% ../nbs/08_train.ipynb #448b11c4
@@ -531,11 +619,15 @@ def run_experiment(method: str = 'lp-init-ldifs', dataset: str = 'micro-position
                    callbacks: Sequence[Callable] = (), **kw) -> pd.DataFrame:
     "Fine-tune `method` on `dataset` and evaluate every checkpoint; `kw` are `FinetuneConfig` fields."
     cfg = resolve_config(method=method, dataset=dataset, device=device, **kw)
-    rd = finetune(cfg, callbacks)
-    return wait_for_main(lambda: evaluate_run(rd, device=device, data_root=cfg.data_root), rd/'results.csv')  # rank 0 under torchrun
+    d, _ = init_distributed(cfg.device)
+    with _main_first(d): _prechecks(cfg, run_dir(cfg))
+    with _lock(run_dir(cfg)):   # one writer from fine-tuning to the results table
+        if d.main: _clear_stale(run_dir(cfg))
+        rd = finetune(cfg, callbacks)
+        return wait_for_main(lambda: evaluate_run(rd, device=device, data_root=cfg.data_root), rd/'results.csv')  # rank 0 under torchrun
 
 def run_sequence(tasks: Sequence[str] = ('micro-position', 'micro-digit'), method: str = 'lp-init-ldifs',
                  anchor: str = 'previous', device: str = 'auto', callbacks: Sequence[Callable] = (), **kw) -> pd.DataFrame:
     "Fine-tune `method` on `tasks` in sequence and evaluate every stage; `kw` are `FinetuneConfig` fields."
     root = finetune_sequence(tasks, method, anchor, callbacks=callbacks, device=device, **kw)
-    return wait_for_main(lambda: evaluate_sequence(root, device=device, data_root=kw.get('data_root')), root/'results.csv')
+    with _lock(root): return wait_for_main(lambda: evaluate_sequence(root, device=device, data_root=kw.get('data_root')), root/'results.csv')
