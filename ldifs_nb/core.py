@@ -16,7 +16,7 @@ import torch
 # %% auto #0
 __all__ = ['RESULT_COLUMNS', 'seed_everything', 'MissingDataError', 'MissingWeightsError', 'check_name', 'check_positive',
            'as_list', 'resolve_device', 'atomic_path', 'write_json', 'read_json', 'file_sha256', 'tensor_fingerprint',
-           'is_quiet', 'progress']
+           'is_quiet', 'PlainProgress', 'progress']
 
 # %% ../nbs/00_core.ipynb #3b96a905
 def seed_everything(seed: int) -> None:
@@ -109,13 +109,38 @@ RESULT_COLUMNS = ['task', 'method', 'seed', 'stage', 'step', 'fraction', 'datase
 
 # %% ../nbs/00_core.ipynb #8459251a
 def is_quiet() -> bool:
-    "True under `nbdev-test`/pytest, with `LDIFS_QUIET` set, or in a console whose output goes to a file or pipe."
-    if os.environ.get('IN_TEST') or os.environ.get('LDIFS_QUIET') or os.environ.get('PYTEST_CURRENT_TEST'): return True
+    "True under `nbdev-test`/pytest or with `LDIFS_QUIET` set."
+    return bool(os.environ.get('IN_TEST') or os.environ.get('LDIFS_QUIET') or os.environ.get('PYTEST_CURRENT_TEST'))
+
+def _redraws() -> bool:
+    "Can the output redraw a bar (a notebook or a terminal)?"
     from fastprogress.fastprogress import IN_NOTEBOOK
-    return not IN_NOTEBOOK and not (hasattr(sys.stdout, 'isatty') and sys.stdout.isatty())
+    return IN_NOTEBOOK or (hasattr(sys.stdout, 'isatty') and sys.stdout.isatty())
+
+class PlainProgress:
+    "Iterate `it`, printing a plain line each time another ~10 % is done (only the outermost one prints)."
+    running = 0  # how many are being iterated now
+
+    def __init__(self, it: Iterable, total: int | None = None):
+        self.it, self.comment = it, ''  # set `comment` while iterating to add it to the lines
+        self.total = total if total is not None else (len(it) if hasattr(it, '__len__') else None)
+
+    def __iter__(self):
+        from time import perf_counter
+        PlainProgress.running += 1
+        outer, t0, last = PlainProgress.running == 1, perf_counter(), 0
+        try:
+            for i, x in enumerate(self.it, 1):
+                yield x
+                if not (outer and self.total) or (tenth := 10 * i // self.total) <= last: continue
+                last, dt = tenth, perf_counter() - t0
+                eta = f", ~{dt * (self.total - i) / i:.0f} s left" if i < self.total else ''
+                print(f"{100 * i // self.total:3d}% ({i}/{self.total}) {dt:.0f} s{eta}" + (f" | {self.comment}" if self.comment else ''), flush=True)
+        finally: PlainProgress.running -= 1
 
 def progress(it: Iterable, total: int | None = None, quiet: bool | None = None, **kw):
-    "Wrap `it` in a fastprogress bar unless quiet."
+    "A fastprogress bar in notebooks and terminals, a plain line every ~10 % when output goes to a file or pipe, nothing when quiet."
     if quiet if quiet is not None else is_quiet(): return it
+    if not _redraws(): return PlainProgress(it, total)
     from fastprogress.fastprogress import progress_bar
     return progress_bar(it, total=total, **kw)

@@ -6,6 +6,7 @@ Docs: https://ldifs-nb.github.io/ldifs_nb/report.html.md"""
 
 # %% ../nbs/09_report.ipynb #dfd4a9b5
 from __future__ import annotations
+import textwrap
 from pathlib import Path
 from typing import Sequence
 
@@ -18,8 +19,9 @@ from .core import RESULT_COLUMNS
 from .losses import METHODS
 
 # %% auto #0
-__all__ = ['load_results', 'method_label', 'method_color', 'final', 'delta_table', 'plot_curves', 'forgetting_table',
-           'method_table', 'mark_best', 'plot_distances', 'sequence_forgetting']
+__all__ = ['METHOD_STYLE', 'METRIC_LABELS', 'load_results', 'method_label', 'method_style', 'method_color', 'finish_figure',
+           'final', 'delta_table', 'plot_curves', 'forgetting_table', 'method_table', 'mark_best', 'plot_distances',
+           'sequence_forgetting']
 
 # %% ../nbs/09_report.ipynb #6611a4d8
 def load_results(folders: Sequence[str | Path] | str | Path) -> pd.DataFrame:
@@ -34,9 +36,43 @@ def method_label(name: str) -> str:
     "The paper's display name of a method."
     return METHODS[name].label if name in METHODS else name
 
+# Eight methods, eight colours (Okabe-Ito, readable by colour-blind readers) AND a line style + marker each:
+# ZS-init dashed, LP-init solid, FLYP dotted / dash-dot; one marker per loss (CE ○, L2SP □, FLYP △/▽, LDIFS ◆).
+METHOD_STYLE = {
+    'zs-init-ce':    dict(color='#E69F00', ls='--', marker='o'),
+    'lp-init-ce':    dict(color='#0072B2', ls='-',  marker='o'),
+    'zs-init-l2sp':  dict(color='#56B4E9', ls='--', marker='s'),
+    'lp-init-l2sp':  dict(color='#009E73', ls='-',  marker='s'),
+    'flyp':          dict(color='#CC79A7', ls=':',  marker='^'),
+    'flyp-ce':       dict(color='#8B5A2B', ls='-.', marker='v'),
+    'zs-init-ldifs': dict(color='#000000', ls='--', marker='D'),
+    'lp-init-ldifs': dict(color='#D55E00', ls='-',  marker='D'),
+}
+
+def method_style(name: str) -> dict:
+    "Colour, line style and marker of a method in every figure (matplotlib keyword arguments)."
+    return dict(METHOD_STYLE.get(name, dict(color='gray', ls='-', marker='.')))
+
 def method_color(name: str) -> str:
     "The colour a method has in every figure."
-    return METHODS[name].color if name in METHODS else 'gray'
+    return method_style(name)['color']
+
+METRIC_LABELS = {'delta_lp': 'Δ_LP (points)', 'delta_zs': 'Δ_ZS (points)', 'lp_top1': 'LP accuracy (%)',
+                 'zs_top1': 'ZS accuracy (%)', 'clf_top1': 'classifier accuracy (%)'}
+
+def finish_figure(fig: plt.Figure, title: str, caption: str) -> plt.Figure:
+    "Title on top, one legend of the methods outside the axes (right), a caption sentence underneath."
+    handles = {}
+    for ax in fig.axes:
+        for h, l in zip(*ax.get_legend_handles_labels()): handles.setdefault(l, h)
+    order = [method_label(m) for m in METHOD_STYLE]  # the paper's order, not alphabetical
+    handles = {l: handles[l] for l in sorted(handles, key=lambda l: order.index(l) if l in order else len(order))}
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    if handles: fig.legend(handles.values(), handles.keys(), loc='center left', bbox_to_anchor=(1.0, 0.5), fontsize=8, title='method', title_fontsize=8, frameon=False)
+    fig.text(0.01, 0.0, textwrap.fill(caption, int(fig.get_figwidth() * 17)), ha='left', va='top', fontsize=8)
+    return fig
+
 
 # %% ../nbs/09_report.ipynb #c70b4962
 def final(results: pd.DataFrame) -> pd.DataFrame:
@@ -56,25 +92,28 @@ def delta_table(results: pd.DataFrame) -> pd.DataFrame:
 
 # %% ../nbs/09_report.ipynb #d5563728
 def plot_curves(results: pd.DataFrame, metric: str = 'delta_lp', task: str | None = None, split: str = 'test',
-                ylabel: str | None = None, ncols: int = 4) -> plt.Figure:
-    "`metric` against fine-tuning progress, one panel per dataset, one line per method."
+                ylabel: str | None = None, ncols: int = 4, title: str | None = None, caption: str | None = None) -> plt.Figure:
+    "`metric` against fine-tuning progress, one panel per dataset, one line per method; titled, legend outside, captioned."
     r = results[(results['metric'] == metric) & (results['split'] == split)]
     if task is not None: r = r[r['task'] == task]
     datasets = sorted(r['dataset'].unique())
     n = max(len(datasets), 1); ncols = min(ncols, n); nrows = -(-n // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 2.6 * nrows), squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 2.6 * nrows + .5), squeeze=False)
+    label = ylabel or METRIC_LABELS.get(metric, metric)
     for ax, ds in zip(axes.flat, datasets):
         for m, g in r[r['dataset'] == ds].groupby('method'):
             g = g.groupby('fraction')['value'].mean()
-            ax.plot(100 * g.index, g.values, marker='o', ms=3, color=method_color(m), label=method_label(m))
-        ax.set_title(ds, fontsize=9); ax.set_xlabel('fine-tuning done (%)', fontsize=8)
-        ax.set_ylabel(ylabel or metric, fontsize=8); ax.tick_params(labelsize=7)
+            ax.plot(100 * g.index, g.values, ms=4, lw=1.3, label=method_label(m), **method_style(m))
+        ax.set_title(ds + (' (the fine-tuning task)' if ds == task else ''), fontsize=9); ax.set_xlabel('fine-tuning done (% of steps)', fontsize=8)
+        ax.set_ylabel(label, fontsize=8); ax.tick_params(labelsize=7)
         if metric.startswith('delta'): ax.axhline(0, color='k', lw=.5)
     for ax in list(axes.flat)[len(datasets):]: ax.axis('off')
-    h, l = axes.flat[0].get_legend_handles_labels()
-    if h: fig.legend(h, l, loc='lower center', ncol=min(len(h), 4), fontsize=8, bbox_to_anchor=(.5, -0.02))
-    fig.tight_layout(rect=(0, .06, 1, 1))
-    return fig
+    name = label.split(' (')[0]
+    title = title or (f"{name} on each dataset while fine-tuning on {task}" if task else f"{name} over fine-tuning")
+    caption = caption or (f"One panel per evaluated dataset ({split} split), one line per method, one point per checkpoint. " +
+        ("Δ is the change in accuracy against the pre-trained model, in percentage points (paper Eq. 2); below zero is forgetting."
+         if metric.startswith('delta') else f"{label}."))
+    return finish_figure(fig, title, caption)
 
 # %% ../nbs/09_report.ipynb #7dc789b8
 def forgetting_table(results: pd.DataFrame) -> pd.DataFrame:
@@ -107,23 +146,25 @@ def mark_best(t: pd.DataFrame, higher: bool = True, fmt: str = '{:.1f}') -> pd.D
     return pd.DataFrame([row(r) for _, r in t.iterrows()], index=t.index, columns=t.columns)
 
 # %% ../nbs/09_report.ipynb #b0ef07b8
-def plot_distances(results: pd.DataFrame, task: str) -> plt.Figure:
+def plot_distances(results: pd.DataFrame, task: str, title: str | None = None, caption: str | None = None) -> plt.Figure:
     "‖θ−θ0‖² and feature distances (task train/test, other datasets) over fine-tuning, one line per method."
     r = results[(results['task'] == task) & (results['stage'] == 1)]
-    fig, axes = plt.subplots(1, 4, figsize=(13, 2.8))
-    panels = [('param_distance', lambda g: g, '‖θ−θ0‖²'),
-              ('feature_distance', lambda g: g[(g['dataset'] == task) & (g['split'] == 'train')], f'feature dist., {task} train'),
-              ('feature_distance', lambda g: g[(g['dataset'] == task) & (g['split'] == 'test')], f'feature dist., {task} test'),
-              ('feature_distance', lambda g: g[(g['dataset'] != task) & (g['split'] == 'test')], 'feature dist., other datasets')]
-    for ax, (metric, sel, title) in zip(axes, panels):
+    fig, axes = plt.subplots(1, 4, figsize=(13, 3.1))
+    feat = 'feature distance d (Eq. 3)'
+    panels = [('param_distance', lambda g: g, 'parameters', '‖θ−θ0‖² (sum of squares)'),
+              ('feature_distance', lambda g: g[(g['dataset'] == task) & (g['split'] == 'train')], f'features, {task} train', feat),
+              ('feature_distance', lambda g: g[(g['dataset'] == task) & (g['split'] == 'test')], f'features, {task} test', feat),
+              ('feature_distance', lambda g: g[(g['dataset'] != task) & (g['split'] == 'test')], 'features, other datasets (mean)', feat)]
+    for ax, (metric, sel, name, ylabel) in zip(axes, panels):
         for m, g in r[r['metric'] == metric].groupby('method'):
             s = sel(g).groupby('fraction')['value'].mean()
-            if len(s): ax.plot(100 * s.index, s.values, marker='o', ms=3, color=method_color(m), label=method_label(m))
-        ax.set_title(title, fontsize=9); ax.set_xlabel('fine-tuning done (%)', fontsize=8); ax.tick_params(labelsize=7)
-    h, l = axes[0].get_legend_handles_labels()
-    if h: fig.legend(h, l, loc='lower center', ncol=min(len(h), 8), fontsize=8, bbox_to_anchor=(.5, -0.04))
-    fig.tight_layout(rect=(0, .08, 1, 1))
-    return fig
+            if len(s): ax.plot(100 * s.index, s.values, ms=4, lw=1.3, label=method_label(m), **method_style(m))
+        ax.set_title(name, fontsize=9); ax.set_xlabel('fine-tuning done (% of steps)', fontsize=8)
+        ax.set_ylabel(ylabel, fontsize=8); ax.tick_params(labelsize=7)
+    caption = caption or ("Distance of the fine-tuned image encoder from the pre-trained one: ‖θ−θ0‖² over its parameters, and the "
+                          "LDIFS feature distance (mean squared difference of normalised features, paper Eq. 3; unitless) on the task's "
+                          "train and test images and, averaged, on the other datasets' test images. One point per checkpoint.")
+    return finish_figure(fig, title or f"Distance from the pre-trained model while fine-tuning on {task}", caption)
 
 # %% ../nbs/09_report.ipynb #4cab98f4
 def sequence_forgetting(results: pd.DataFrame, metric: str = 'lp_top1', split: str = 'test') -> pd.DataFrame:

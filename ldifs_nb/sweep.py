@@ -19,7 +19,7 @@ from .train import FinetuneConfig, resolve_config, run_dir, sequence_dir
 from .report import final
 
 # %% auto #0
-__all__ = ['LAMBDA_GRID', 'Job', 'sweep_jobs', 'sweep', 'run_jobs', 'best_lambda', 'select_lambda', 'sweep_cli']
+__all__ = ['LAMBDA_GRID', 'Job', 'sweep_jobs', 'sweep', 'run_jobs', 'best_lambda', 'select_lambda']
 
 # %% ../nbs/11_sweep.ipynb #045a4bd0
 @dataclass
@@ -51,7 +51,7 @@ class Job:
         for k, v in self.options.items():
             if v is None: continue
             opt = '--' + k.replace('_', '-')
-            if isinstance(v, bool): args += [opt] if v else []
+            if isinstance(v, bool): args += [opt if v else '--no-' + opt[2:]]
             elif isinstance(v, (list, tuple)): args += [opt, *map(str, v)]
             else: args += [opt, str(v)]
         return [sys.executable, '-c', f'from ldifs_nb.cli import {cmd}; {cmd}()', *args]
@@ -92,7 +92,7 @@ def run_jobs(jobs: Sequence[Job], n_jobs: int = 1, devices: Sequence[str] | None
     n_jobs = max(1, min(n_jobs, len(todo) or 1))
     threads = max(1, (os.cpu_count() or 1) // n_jobs)
     def env_for(i: int) -> dict:
-        env = dict(os.environ, OMP_NUM_THREADS=str(threads), LDIFS_QUIET='1')
+        env = dict(os.environ, OMP_NUM_THREADS=str(threads))  # a job's log gets a progress line every ~10 %
         return env
     names = [j.name for j in jobs]
     if len(set(names)) < len(names):
@@ -138,34 +138,3 @@ def select_lambda(dataset: str, method: str = 'lp-init-ldifs', grid: Sequence[fl
     table = pd.DataFrame([dict(lam=float(l), **_lambda_row(j.folder()/'results.csv', dataset)) for l, j in zip(grid, jobs)])
     if table['val_top1'].isna().all(): raise RuntimeError(f"No λ run finished; see {root/'sweep_status.csv'}:\n{status.to_string()}")
     return best_lambda(table), table
-
-# %% ../nbs/11_sweep.ipynb #6c3fda96
-def sweep_cli(argv: Sequence[str] | None = None) -> None:
-    "`ldifs-sweep`: run a grid of fine-tuning runs (or the λ selection) as processes."
-    from ldifs_nb.cli import config_parser
-    p = config_parser('ldifs-sweep')
-    p.add_argument('--methods', nargs='+', required=True)
-    p.add_argument('--datasets', nargs='*', default=[])
-    p.add_argument('--sequences', nargs='*', default=[], help='comma-separated task lists, e.g. micro-shape,micro-colour')
-    p.add_argument('--seeds', nargs='+', type=int, default=[0])
-    p.add_argument('--jobs', type=int, default=1, help='processes at a time')
-    p.add_argument('--devices', nargs='*', default=None, help='one job slot per device, e.g. cuda:0 cuda:1')
-    p.add_argument('--select-lambda', action='store_true', help='run the λ grid per dataset and report the best λ')
-    a = vars(p.parse_args(argv))
-    for k in ('method', 'dataset', 'seed'): a.pop(k)
-    defaults = {f.name: f.default for f in dataclasses.fields(FinetuneConfig)}
-    opts = {k: v for k, v in a.items() if k in defaults and v != defaults[k] and not (isinstance(v, list) and tuple(v) == defaults[k])}
-    opts['out_dir'] = a['out_dir']
-    try:
-        if a['select_lambda']:
-            opts.pop('lam', None)
-            for d in a['datasets']:
-                best, table = select_lambda(d, a['methods'][0], seed=a['seeds'][0], n_jobs=a['jobs'], devices=a['devices'], **opts)
-                print(table.to_string(index=False)); print(f"best λ for {d}: {best:g}")
-            return
-        status = sweep(a['methods'], a['datasets'], [s.split(',') for s in a['sequences']], a['seeds'],
-                       n_jobs=a['jobs'], devices=a['devices'], **opts)
-    except ValueError as e: sys.exit(f"ldifs-sweep: error: {e}")
-    print(status.to_string(index=False))
-    failed = status[status['status'] == 'failed']
-    if len(failed): sys.exit(f"ldifs-sweep: {len(failed)} of {len(status)} jobs failed; logs in {Path(a['out_dir'])/'sweep_logs'}")

@@ -29,46 +29,15 @@ from .losses import get_method, method_loss, reference_params, class_prompt_toke
 from .evaluate import embed, lp_head, evaluate_checkpoint
 
 # %% auto #0
-__all__ = ['PAPER_DEFAULTS', 'PAPER_MODEL', 'MICRO_DEFAULTS', 'ANCHORS', 'FinetuneConfig', 'resolve_config', 'cosine_lr',
-           'steps_per_epoch', 'batch_indices', 'total_steps', 'Prepared', 'trainable_parameters', 'build_model',
-           'run_dir', 'config_dict', 'versions', 'check_run_folder', 'save_state', 'load_state', 'check_datasets',
-           'finetune', 'checkpoint_states', 'split_state', 'final_state', 'sequence_dir', 'finetune_sequence',
-           'evaluate_run', 'evaluate_sequence', 'run_experiment', 'run_sequence']
+__all__ = ['ANCHORS', 'resolve_config', 'cosine_lr', 'steps_per_epoch', 'batch_indices', 'total_steps', 'Prepared',
+           'trainable_parameters', 'build_model', 'run_dir', 'config_dict', 'versions', 'check_run_folder',
+           'save_state', 'load_state', 'check_datasets', 'finetune', 'checkpoint_states', 'split_state', 'final_state',
+           'sequence_dir', 'finetune_sequence', 'evaluate_run', 'evaluate_sequence', 'run_experiment', 'run_sequence',
+           'FinetuneConfig', 'PAPER_DEFAULTS', 'MICRO_DEFAULTS']
 
-# %% ../nbs/08_train.ipynb #fd941adc
-PAPER_DEFAULTS = dict(batch_size=128, lr=1e-5, warmup=500)
-PAPER_MODEL = 'ViT-B-32-quickgelu'   # OpenAI's ViT-B/32 is a QuickGELU network (see `ldifs_nb.models.needs_quick_gelu`)
-MICRO_DEFAULTS = dict(batch_size=64, lr=5e-4, warmup=20)
-
-@dataclass
-class FinetuneConfig:
-    "All parameters of one fine-tuning run (paper defaults; `None` = dataset default)."
-    method: str = 'lp-init-ldifs'     # method name or alias (ce, l2sp, ldifs + init)
-    dataset: str = 'micro-position'   # registered dataset to fine-tune on
-    init: str | None = None           # 'zs' | 'lp' for the aliases ce/l2sp/ldifs
-    model: str = 'auto'               # open_clip name; 'auto' → micro-clip for micro tasks, ViT-B-32-quickgelu otherwise
-    pretrained: str | None = 'auto'   # tag or file; 'auto' → shipped weights (micro-clip) / 'openai'
-    epochs: float | None = None       # None → the dataset's epochs (SPEC §3)
-    steps: int | None = None          # overrides epochs when given
-    batch_size: int | None = None
-    lr: float | None = None
-    weight_decay: float = 0.1
-    warmup: int | None = None
-    grad_clip: float = 1.0
-    lam: float = 10.0                 # λ of LDIFS
-    alpha: float = 0.5                # α of L2SP
-    norm: str = 'channel'             # LDIFS feature normalisation
-    ckpt_fractions: tuple = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
-    eval_datasets: tuple | None = None  # None → every dataset of the same kind (paper or micro)
-    lp_backend: str = 'torch'
-    seed: int = 0
-    data_root: str | None = None
-    out_dir: str = 'runs'
-    device: str = 'auto'
-    bf16: bool = False                # bf16 autocast (GPU only)
-    quick_gelu: bool | None = None    # None → what the weights need (OpenAI weights: QuickGELU); see load_clip
-    augment: bool | None = None       # training augmentation (open_clip's train transform); None → on for the paper's datasets, off for micro
-    lp_protocol: str = 'adamw'        # linear probes: 'adamw' (released default) | 'l2' (paper text; sklearn reference)
+# %% ../nbs/08_train.ipynb #c0f1a2b4
+from .config import FinetuneConfig, PAPER_DEFAULTS, PAPER_MODEL, MICRO_DEFAULTS  # the config's torch-free home (see config)
+_all_ = ['FinetuneConfig', 'PAPER_DEFAULTS', 'MICRO_DEFAULTS']
 
 # %% ../nbs/08_train.ipynb #d59ab9d3
 _NOT_RESULTS = ('out_dir', 'data_root', 'device')  # fields that do not change a run's numbers

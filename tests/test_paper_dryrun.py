@@ -26,7 +26,7 @@ def _save(path, a):
     path.parent.mkdir(parents=True, exist_ok=True); Image.fromarray(a).save(path)
 
 
-def write_gtsrb(raw, rng, per_class=2, n_test=12):
+def write_gtsrb(raw, rng, per_class=1, n_test=8):
     "GTSRB as torchvision reads it: GTSRB/Training/<class:05d>/*.ppm, GTSRB/Final_Test/Images/*.ppm + GT-final_test.csv."
     base = raw/'gtsrb'/'gtsrb'
     for c in range(43):
@@ -39,7 +39,7 @@ def write_gtsrb(raw, rng, per_class=2, n_test=12):
     (base/'GT-final_test.csv').write_text('\n'.join(rows) + '\n')
 
 
-def write_mnist(raw, rng, n_train=40, n_test=20):
+def write_mnist(raw, rng, n_train=20, n_test=10):
     "MNIST's IDX files in MNIST/raw/."
     d = raw/'mnist'/'MNIST'/'raw'; d.mkdir(parents=True)
     def idx(path, a): path.write_bytes(bytes([0, 0, 8, a.ndim]) + b''.join(int(s).to_bytes(4, 'big') for s in a.shape) + a.tobytes())
@@ -48,7 +48,7 @@ def write_mnist(raw, rng, n_train=40, n_test=20):
         idx(d/f'{pre}-labels-idx1-ubyte', (np.arange(n) % 10).astype(np.uint8))
 
 
-def write_dtd(raw, rng, classes=('banded', 'dotted', 'striped', 'zigzagged'), per_class=3):
+def write_dtd(raw, rng, classes=('banded', 'dotted', 'striped', 'zigzagged'), per_class=2):
     "DTD: dtd/images/<class>/*.jpg + dtd/labels/{train,test}1.txt (partition 1); images larger than 224 px."
     base = raw/'dtd'/'dtd'/'dtd'
     for split in ('train', 'test'):
@@ -106,7 +106,7 @@ def test_paper_dry_run(paper_setup, tmp_path):
     # the LP-init head came from the released protocol: the step-0 classifier is a fitted probe, not zeros
     from safetensors.torch import load_file
     s0 = load_file(str(rd/man['checkpoints'][0]['file']))
-    assert float(s0['head.weight'].abs().sum()) > 0 and s0['head.weight'].shape == (43, 512)
+    assert float(s0['head.weight'].abs().sum()) > 0 and tuple(s0['head.weight'].shape) == (43, 512)
     nb = json.loads((tmp_path/'out.ipynb').read_text())
     shown = ''.join(''.join(o.get('data', {}).get('text/plain', '')) for c in nb['cells'] for o in c.get('outputs', []))
     assert 'delta_lp' in shown or 'Δ' in shown                   # the Δ table is in the executed notebook
