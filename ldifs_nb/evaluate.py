@@ -6,7 +6,7 @@ Docs: https://ldifs-nb.github.io/ldifs_nb/evaluate.html.md"""
 
 # %% ../nbs/06_evaluate.ipynb #62f7ee3f
 from __future__ import annotations
-import contextlib, math, warnings, weakref
+import contextlib, json, math, warnings, weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -18,17 +18,62 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .core import tensor_fingerprint, progress, atomic_path, check_name, resolve_device, write_json, read_json
-from .core import save_npy, load_npy, CorruptFileError
+from .core import save_npy, load_npy, verify_file, record_check, CorruptFileError
 from .data import load_split, images_to_tensor, default_root, get_dataset, xval_indices, cache_key, eval_batch, ImageStore, STORE_LAYOUT
 from .models import image_size_of, norm_stats, zeroshot_head
-from .features import extract_features
+from .features import extract_features, tap_features, normalize_features, NORMS
 from .losses import ldifs_distance
 
 # %% auto #0
-__all__ = ['LP_PROTOCOLS', 'LP_LRS', 'LP_GRID', 'LP_BACKENDS', 'LP_STEPS', 'LP_HPARAM', 'model_fingerprint', 'encoder_cache',
-           'embedding_path', 'embed', 'accuracy_scores', 'zeroshot_accuracy', 'ProbeResult', 'lp_head', 'linear_probe',
-           'param_distance', 'feature_distance', 'concept_forgetting', 'dataset_head', 'accuracies',
+__all__ = ['PRECISIONS', 'EVAL_PRECISION', 'LP_PROTOCOLS', 'LP_LRS', 'LP_GRID', 'LP_BACKENDS', 'LP_STEPS', 'FD_SEED', 'LP_HPARAM',
+           'resolve_precision', 'inference', 'model_fingerprint', 'encoder_cache', 'embedding_path', 'embed',
+           'accuracy_scores', 'zeroshot_accuracy', 'ProbeResult', 'lp_head', 'linear_probe', 'param_distance',
+           'fd_rows', 'feature_distance', 'concept_forgetting', 'dataset_head', 'taps_path', 'accuracies',
            'reference_accuracies', 'evaluate_checkpoint']
+
+# %% ../nbs/06_evaluate.ipynb #2e998b78
+def _write_cache(path: str | Path, data) -> Path:
+    "Write one cache file atomically, with its content check: a numpy array (`.npy`) or a JSON-able dict (`.json`)."
+    path = Path(path)
+    if path.suffix != '.json': return save_npy(path, np.ascontiguousarray(data))
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(json.dumps(data, indent=1, sort_keys=True, default=str)); record_check(path, of=tmp)
+    return path
+
+def _read_cache(path: str | Path, mmap: bool = False):
+    "The array or dict cached at `path` (content-checked; memory-mapped on request), or None if there is none or it is damaged."
+    path = Path(path)
+    if not path.exists(): return None
+    try:
+        if path.suffix == '.json': return read_json(verify_file(path))
+        return load_npy(path, mmap_mode='r' if mmap else None)
+    except CorruptFileError as err:
+        warnings.warn(f"{err}; computing it again"); return None   # a damaged cache entry is rebuilt, never used
+
+PRECISIONS = ('fp32', 'bf16')
+EVAL_PRECISION: dict[str, str] = {}   # precision='auto' per device type (absent: fp32); bf16 moved an LP accuracy by 0.6 points (below)
+
+def resolve_precision(precision: str, device) -> str:
+    "'fp32' | 'bf16' for an evaluation on `device` ('auto': `EVAL_PRECISION`, else fp32)."
+    if precision == 'auto': return EVAL_PRECISION.get(torch.device(device).type, 'fp32')
+    return check_name(precision, PRECISIONS, 'evaluation precision')
+
+@contextlib.contextmanager
+def inference(device, precision: str = 'fp32'):
+    "Evaluation forwards: `torch.inference_mode`, and for 'bf16' bf16 autocast (+ TF32 matmuls on CUDA)."
+    dev = torch.device(device)
+    cuda, bf16 = dev.type == 'cuda', precision == 'bf16'
+    tf32 = torch.backends.cuda.matmul.allow_tf32 if cuda else None
+    if cuda: torch.backends.cuda.matmul.allow_tf32 = bf16
+    try:
+        with torch.inference_mode(), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16): yield
+    finally:
+        if cuda: torch.backends.cuda.matmul.allow_tf32 = tf32
+
+def _tag(precision: str) -> str:
+    "File-name suffix of a precision (fp32 files keep the names they always had)."
+    return '' if precision == 'fp32' else f'_{precision}'
+
 
 # %% ../nbs/06_evaluate.ipynb #ca8168df
 def model_fingerprint(visual: nn.Module) -> str:
@@ -39,36 +84,52 @@ def encoder_cache(fingerprint: str, root=None, cache_dir=None) -> Path:
     "Folder of everything cached for one encoder: `<cache_dir or <root>/embeddings>/<fingerprint>`."
     return Path(cache_dir or Path(root or default_root())/'embeddings')/fingerprint
 
-def embedding_path(fingerprint: str, name: str, split: str, image_size: int, root=None, cache_dir=None) -> Path:
-    "Where the embeddings of (encoder, dataset, stored split, input size) are cached."
-    return encoder_cache(fingerprint, root, cache_dir)/f'{cache_key(name)}_{split}_{image_size}_e{STORE_LAYOUT}.npy'
+def embedding_path(fingerprint: str, name: str, split: str, image_size: int, root=None, cache_dir=None,
+                   precision: str = 'fp32') -> Path:
+    "Where the embeddings of (encoder, dataset, stored split, input size, precision) are cached."
+    return encoder_cache(fingerprint, root, cache_dir)/f'{cache_key(name)}_{split}_{image_size}_e{STORE_LAYOUT}{_tag(precision)}.npy'
 
-@torch.no_grad()
-def _run_encoder(visual: nn.Module, images, mean, std, batch_size: int, device, size: int) -> np.ndarray:
-    "L2-normalised embeddings of the stored images (an ImageStore or dataset) under the eval transform, in batches, in eval mode."
+def _encode(visual: nn.Module, images, rows, size: int, mean, std, device, batch_size: int, precision: str = 'fp32',
+            fd: np.ndarray | None = None, norm: str = 'channel', on_taps=None) -> torch.Tensor:
+    """One eval-mode pass over `rows` of the stored images: L2-normalised float32 embeddings [n, D] on `device`.
+    With `fd` (a mask over `rows`), the normalised taps of the flagged images go, per batch, to `on_taps(list of [b, T, D])`."""
     was, dev0 = visual.training, next(visual.parameters()).device
     visual.eval().to(device)
-    n = len(images)
+    rows, out = np.asarray(rows, np.int64), []
     try:
-        out = [F.normalize(visual(eval_batch(images, np.arange(i, min(n, i + batch_size)), size, mean, std, device)).float(), dim=-1).cpu()
-               for i in progress(range(0, n, batch_size), total=math.ceil(n / batch_size))]
+        for i in progress(range(0, len(rows), batch_size), total=math.ceil(len(rows) / batch_size)):
+            sel = slice(i, i + batch_size)
+            with inference(device, precision):
+                x = eval_batch(images, rows[sel], size, mean, std, device)
+                want = fd is not None and bool(fd[sel].any())
+                with tap_features(visual) if want else contextlib.nullcontext() as taps: e = visual(x)
+                out.append(F.normalize(e.float(), dim=-1))
+                if want:
+                    keep = torch.as_tensor(np.flatnonzero(fd[sel]), device=x.device)
+                    on_taps(normalize_features([t.index_select(0, keep).float() for t in taps], norm))
     finally: visual.train(was).to(dev0)
-    return torch.cat(out).numpy().astype(np.float32) if out else np.zeros((0, 0), np.float32)
+    return torch.cat(out) if out else torch.zeros(0, 0, device=device)   # concatenated outside inference mode: a normal tensor
+
+def _run_encoder(visual: nn.Module, images, mean, std, batch_size: int, device, size: int, precision: str = 'fp32') -> np.ndarray:
+    "L2-normalised embeddings of the stored images (an ImageStore or dataset) under the eval transform, in batches, in eval mode."
+    e = _encode(visual, images, np.arange(len(images)), size, mean, std, device, batch_size, precision)
+    return e.cpu().numpy().astype(np.float32) if len(e) else np.zeros((0, 0), np.float32)
+
+def _whole(ds) -> ImageStore:
+    "The stored split a dataset's rows come from, all of it."
+    return ds.images if ds.rows is None else ImageStore(ds.images.pixels, ds.images.shapes)
 
 def embed(visual: nn.Module, name: str, split: str, root=None, batch_size: int = 256, device: str | torch.device = 'cpu',
-          cache_dir=None, fingerprint: str | None = None) -> np.ndarray:
+          cache_dir=None, fingerprint: str | None = None, precision: str = 'fp32') -> np.ndarray:
     "L2-normalised image embeddings [N, D] of a dataset split, cached on disk per (weights, dataset, stored split, input size)."
-    size = image_size_of(visual)
+    size, dev = image_size_of(visual), resolve_device(device)
+    precision = resolve_precision(precision, dev)
     ds = load_split(name, split, root, size)
-    f = embedding_path(fingerprint or model_fingerprint(visual), name, ds.source_split, size, root, cache_dir)
-    e = None
-    if f.exists():
-        try: e = load_npy(f)
-        except CorruptFileError as err: warnings.warn(f"{err}; computing these embeddings again")   # never use a damaged cache entry
+    f = embedding_path(fingerprint or model_fingerprint(visual), name, ds.source_split, size, root, cache_dir, precision)
+    e = _read_cache(f)
     if e is None:
-        whole = ds.images if ds.rows is None else ImageStore(ds.images.pixels, ds.images.shapes)   # the stored split, all rows
-        e = _run_encoder(visual, whole, *norm_stats(visual), batch_size, resolve_device(device), size)
-        save_npy(f, e)
+        e = _run_encoder(visual, _whole(ds), *norm_stats(visual), batch_size, dev, size, precision)
+        _write_cache(f, e)
     return e if ds.rows is None else e[ds.rows]
 
 
@@ -308,14 +369,20 @@ def param_distance(encoder: nn.Module, ref_params: dict[str, torch.Tensor] | nn.
         raise ValueError(f"Reference parameters do not match the encoder: {len(params.keys() ^ ref.keys())} names differ")
     return float(sum((p.detach().double().cpu() - ref[n].detach().double().cpu()).pow(2).sum() for n, p in params.items()))
 
+FD_SEED = 0   # the subsample's seed: the same rows for every run, so every run shares the reference's taps
+
+def fd_rows(n: int, max_examples: int | None = 2000, seed: int = FD_SEED) -> np.ndarray:
+    "Rows of a split (of `n`) whose feature distance is measured: all, or a sorted seeded subsample of `max_examples`."
+    if max_examples and n > max_examples: return np.sort(np.random.default_rng(seed).choice(n, max_examples, replace=False))
+    return np.arange(n)
+
 @torch.no_grad()
 def feature_distance(visual: nn.Module, visual_ref: nn.Module, name: str, split: str, root=None, norm: str = 'channel',
                      batch_size: int = 128, max_examples: int | None = 2000, device: str | torch.device = 'cpu',
-                     seed: int = 0) -> float:
+                     seed: int = FD_SEED) -> float:
     "Mean LDIFS feature distance d(θ, θ0) between two encoders over (up to `max_examples` of) a dataset split."
     ds = load_split(name, split, root, image_size_of(visual))
-    idx = np.arange(len(ds))
-    if max_examples and len(ds) > max_examples: idx = np.sort(np.random.default_rng(seed).choice(len(ds), max_examples, replace=False))
+    idx = fd_rows(len(ds), max_examples, seed)
     mean, std, size = *norm_stats(visual), image_size_of(visual)
     dev = resolve_device(device)
     modes = visual.training, visual_ref.training
@@ -327,6 +394,7 @@ def feature_distance(visual: nn.Module, visual_ref: nn.Module, name: str, split:
             total += float(ldifs_distance(extract_features(visual, x, norm), extract_features(visual_ref, x, norm), 'none').sum())
     finally: visual.train(modes[0]); visual_ref.train(modes[1])
     return total / max(len(idx), 1)
+
 
 # %% ../nbs/06_evaluate.ipynb #a6796854
 def _delta_name(metric: str) -> str:
@@ -366,22 +434,88 @@ def _lp_tag(protocol: str, backend: str) -> str:
     _check_protocol(protocol, backend)
     return protocol if protocol == 'adamw' else f'{protocol}-{backend}'
 
+def taps_path(fingerprint: str, name: str, split: str, image_size: int, norm: str, n_rows: int,
+              root=None, cache_dir=None, precision: str = 'fp32') -> Path:
+    "Where an encoder's normalised taps on the `n_rows` feature-distance rows (`fd_rows`) of a split are cached (fp16 [rows, Σ T·D])."
+    return encoder_cache(fingerprint, root, cache_dir)/f'{cache_key(name)}_{split}_{image_size}_e{STORE_LAYOUT}_taps-{norm}-n{n_rows}-s{FD_SEED}{_tag(precision)}.npy'
+
+class _Collect:
+    "Streamed taps → fp16 rows [m, Σ T·D] on the host (the reference's, to cache)."
+    def __init__(self, norm: str): self.norm, self.parts = norm, []
+    def __call__(self, taps): self.parts.append(torch.cat([t.flatten(1) for t in taps], 1).half().cpu())
+    def array(self) -> np.ndarray: return torch.cat(self.parts).numpy()
+
+class _Distance:
+    "Streamed taps → the summed per-image LDIFS distance to the reference's cached taps, row by row."
+    def __init__(self, ref: np.ndarray, device, norm: str): self.ref, self.dev, self.norm, self.j, self.total = ref, device, norm, 0, 0.
+    def __call__(self, taps):
+        b = len(taps[0])
+        r = torch.from_numpy(np.array(self.ref[self.j:self.j + b])).to(self.dev).float().split([t[0].numel() for t in taps], 1)
+        self.total = self.total + ldifs_distance(taps, [ri.view_as(t) for ri, t in zip(r, taps)], 'none').sum()
+        self.j += b
+    def mean(self) -> float: return float(self.total) / max(self.j, 1)
+
+class _Encoder:
+    "An encoder under evaluation: its fingerprint, cache folder, device and precision; its passes, embeddings and scores."
+    def __init__(self, visual, root, cache_dir, device, precision, batch_size, fingerprint=None):
+        self.visual, self.root, self.cache_dir, self.dev, self.precision, self.bs = visual, root, cache_dir, device, precision, batch_size
+        self.fp, self.size, self.stats = fingerprint or model_fingerprint(visual), image_size_of(visual), norm_stats(visual)
+
+    def split(self, name, split): return load_split(name, split, self.root, self.size)
+
+    def embeddings(self, name: str, split: str, fd: np.ndarray | None = None, on_taps=None, need_emb: bool = True):
+        "Embeddings [N, D] of a stored split on the device (cached, else one pass) — the pass also streams the taps of rows `fd`."
+        ds = self.split(name, split)
+        f = embedding_path(self.fp, name, split, self.size, self.root, self.cache_dir, self.precision)
+        e = _read_cache(f) if need_emb or fd is None else None
+        run = lambda rows, mask: _encode(self.visual, ds.images, rows, self.size, *self.stats, self.dev, self.bs, self.precision,
+                                         mask, getattr(on_taps, 'norm', 'channel'), on_taps)
+        if e is None and need_emb:                       # one pass: every embedding, and the taps of the rows `fd`
+            mask = None if fd is None else np.isin(np.arange(len(ds)), fd)
+            out = run(np.arange(len(ds)), mask)
+            _write_cache(f, out.cpu().numpy())
+            return out
+        if fd is not None: run(fd, np.ones(len(fd), bool))   # embeddings known: a pass over the rows `fd` only
+        return None if e is None else torch.from_numpy(np.asarray(e)).to(self.dev)
+
+    def metrics_path(self, name, head, lp_protocol, lp_backend, seed) -> Path:
+        zs = tensor_fingerprint({'h': torch.as_tensor(head)}, 8) if head is not None else 'none'
+        tag = f"lp-{_lp_tag(lp_protocol, lp_backend)}_seed{seed}_zs{zs}{_tag(self.precision)}"
+        return encoder_cache(self.fp, self.root, self.cache_dir)/f'{cache_key(name)}_metrics_{self.size}_e{STORE_LAYOUT}_{tag}.json'
+
+    def metrics(self, name, head, lp_protocol, lp_backend, seed, emb=None) -> dict:
+        "ZS (with `head`) and LP scores on the test split, cached; `emb(split)` gives embeddings (default: `self.embeddings`)."
+        f = self.metrics_path(name, head, lp_protocol, lp_backend, seed)
+        if (out := _read_cache(f)) is not None: return out
+        emb = emb or (lambda s: self.embeddings(name, s))
+        e, y = {s: emb(s) for s in ('train', 'test')}, {s: self.split(name, s).labels for s in ('train', 'test')}
+        out = {}
+        if head is not None:                             # on the device: only the predictions come back
+            pred = (e['test'] @ torch.as_tensor(head, dtype=torch.float32, device=self.dev).T).argmax(1).cpu().numpy()
+            out |= {f'zs_{k}': v for k, v in accuracy_scores(pred, y['test']).items()}
+        lp = linear_probe(e['train'], y['train'], e['test'], y['test'], lp_protocol, lp_backend, seed,
+                          len(get_dataset(name).classnames), device=self.dev)
+        out |= {'lp_top1': lp.acc, 'lp_mean_recall': lp.mean_recall, LP_HPARAM[lp_protocol]: lp.hparam}
+        _write_cache(f, out)
+        return out
+
+    def taps(self, name, split, norm, max_examples, need_emb: bool = True) -> np.ndarray:
+        "Normalised taps (fp16 [rows, Σ T·D]) on the feature-distance rows of a split: cached, else one pass (embeddings too)."
+        rows = fd_rows(len(self.split(name, split)), max_examples)
+        f = taps_path(self.fp, name, split, self.size, norm, len(rows), self.root, self.cache_dir, self.precision)
+        if (t := _read_cache(f, mmap=True)) is not None: return t
+        c = _Collect(norm)
+        self.embeddings(name, split, rows, c, need_emb)
+        _write_cache(f, c.array())
+        return _read_cache(f, mmap=True)
+
 def accuracies(visual: nn.Module, name: str, head, root=None, device='cpu', lp_protocol: str = 'adamw',
-               lp_backend: str = 'torch', seed: int = 0, fingerprint: str | None = None, cache_dir=None) -> dict:
+               lp_backend: str = 'torch', seed: int = 0, fingerprint: str | None = None, cache_dir=None,
+               precision: str = 'fp32', batch_size: int = 256) -> dict:
     "ZS (if `head` is given) and LP top-1 / mean recall (percent) of `visual` on the test split of `name`, cached."
-    fp, size = fingerprint or model_fingerprint(visual), image_size_of(visual)
-    tag = f"lp-{_lp_tag(lp_protocol, lp_backend)}_seed{seed}_zs{tensor_fingerprint({'h': torch.as_tensor(head)}, 8) if head is not None else 'none'}"
-    f = encoder_cache(fp, root, cache_dir)/f'{cache_key(name)}_metrics_{size}_e{STORE_LAYOUT}_{tag}.json'  # same key as its embeddings
-    if f.exists(): return read_json(f)
-    labels = {s: load_split(name, s, root, size).labels for s in ('train', 'test')}
-    e = {s: embed(visual, name, s, root, device=device, cache_dir=cache_dir, fingerprint=fp) for s in ('train', 'test')}
-    out = {}
-    if head is not None: out |= {f'zs_{k}': v for k, v in zeroshot_accuracy(e['test'], labels['test'], head).items()}
-    lp = linear_probe(e['train'], labels['train'], e['test'], labels['test'], lp_protocol, lp_backend, seed,
-                      len(get_dataset(name).classnames), device=device)
-    out |= {'lp_top1': lp.acc, 'lp_mean_recall': lp.mean_recall, LP_HPARAM[lp_protocol]: lp.hparam}
-    write_json(f, out)
-    return out
+    dev = resolve_device(device)
+    return _Encoder(visual, root, cache_dir, dev, resolve_precision(precision, dev), batch_size, fingerprint).metrics(
+        name, head, lp_protocol, lp_backend, seed)
 
 def reference_accuracies(ref: nn.Module, name: str, model: nn.Module, tokenizer, root=None, device='cpu',
                          lp_protocol: str = 'adamw', lp_backend: str = 'torch', seed: int = 0) -> dict:
@@ -391,25 +525,40 @@ def reference_accuracies(ref: nn.Module, name: str, model: nn.Module, tokenizer,
 def evaluate_checkpoint(visual: nn.Module, datasets: Sequence[str], ref: nn.Module | None = None,
                         model: nn.Module | None = None, tokenizer=None, task: str | None = None, root=None,
                         device='cpu', lp_protocol: str = 'adamw', lp_backend: str = 'torch', seed: int = 0, norm: str = 'channel',
-                        fd_examples: int | None = 2000, heads: dict | None = None, cache_dir=None) -> pd.DataFrame:
+                        fd_examples: int | None = 2000, heads: dict | None = None, cache_dir=None, ref_cache_dir=None,
+                        precision: str = 'auto', batch_size: int = 256) -> pd.DataFrame:
     "Tidy table (dataset, split, metric, value): ZS/LP accuracy, Δ vs `ref` (Eq. 2), feature and parameter distances."
     def head_of(n):
         if heads is not None and n in heads: return heads[n]
         return dataset_head(model, tokenizer, n) if model is not None else None
-    fp = model_fingerprint(visual)
-    fp_ref = model_fingerprint(ref) if ref is not None else None
+    check_name(norm, NORMS, 'feature normalisation')
+    dev = resolve_device(device); precision = resolve_precision(precision, dev)
+    me = _Encoder(visual, root, cache_dir, dev, precision, batch_size)
+    r = _Encoder(ref, root, ref_cache_dir, dev, precision, batch_size) if ref is not None else None
+    if r is not None and r.fp == me.fp: me = r          # the reference itself: its shared cache
+    lp = (lp_protocol, lp_backend, seed)
     rows = []
     for name in datasets:
-        get_dataset(name)
-        acc = accuracies(visual, name, head_of(name), root, device, lp_protocol, lp_backend, seed, fp, cache_dir)
-        if ref is not None:
-            r0 = accuracies(ref, name, head_of(name), root, device, lp_protocol, lp_backend, seed, fp_ref, cache_dir)
+        get_dataset(name); head = head_of(name)
+        fd, dist = {}, {}
+        if r is not None:                                # the reference: scores and taps, each computed once and cached
+            fd = dict.fromkeys(('train', 'test') if name == task else ('test',), 0.)
+            fresh = not r.metrics_path(name, head, *lp).exists()
+            if me.fp != r.fp: dist = {s: _Distance(r.taps(name, s, norm, fd_examples, need_emb=fresh), dev, norm) for s in fd}
+            r0 = r.metrics(name, head, *lp)
+        rows_of = lambda s: fd_rows(len(me.split(name, s)), fd_examples)
+        left = dict(dist)
+        def emb(s):                                      # the checkpoint: one pass per split gives embeddings and distance
+            d = left.pop(s, None)
+            return me.embeddings(name, s) if d is None else me.embeddings(name, s, rows_of(s), d)
+        acc = me.metrics(name, head, *lp, emb=emb)
+        for s, d in left.items(): me.embeddings(name, s, rows_of(s), d, need_emb=False)   # scores were cached: taps only
+        fd |= {s: d.mean() for s, d in dist.items()}
+        if r is not None:
             acc |= {'delta_zs': acc['zs_top1'] - r0['zs_top1']} if 'zs_top1' in acc else {}
             acc |= {'delta_lp': acc['lp_top1'] - r0['lp_top1']}
         rows += [dict(dataset=name, split='test', metric=k, value=float(v)) for k, v in acc.items() if k not in LP_HPARAM.values()]
-        if ref is not None:
-            for split in (('train', 'test') if name == task else ('test',)):
-                d = 0. if fp == fp_ref else feature_distance(visual, ref, name, split, root, norm, max_examples=fd_examples, device=device)
-                rows.append(dict(dataset=name, split=split, metric='feature_distance', value=d))
+        rows += [dict(dataset=name, split=s, metric='feature_distance', value=float(v)) for s, v in fd.items()]
     if ref is not None: rows.append(dict(dataset=task or '-', split='-', metric='param_distance', value=param_distance(visual, ref)))
     return pd.DataFrame(rows, columns=['dataset', 'split', 'metric', 'value'])
+

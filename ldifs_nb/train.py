@@ -556,11 +556,13 @@ def finetune_sequence(tasks: Sequence[str], method: str | None = None, anchor: s
     return root
 
 # %% ../nbs/08_train.ipynb #181a17fa
+from .evaluate import model_fingerprint
+
 def _resolved(man: dict) -> FinetuneConfig:
     return FinetuneConfig(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in man['config'].items()})
 
 def evaluate_run(rd: str | Path, device: str = 'auto', data_root: str | None = None, stage: int = 1,
-                 task: str | None = None) -> pd.DataFrame:
+                 task: str | None = None, precision: str = 'auto', keep_embeddings: bool = False) -> pd.DataFrame:
     "Evaluate every checkpoint of run folder `rd` (skipping those done); write and return its results table."
     rd = Path(rd); man = read_manifest(rd)
     if man['status'] != 'finished': raise ValueError(f"Run {rd} has not finished; run finetune first")
@@ -573,6 +575,7 @@ def evaluate_run(rd: str | Path, device: str = 'auto', data_root: str | None = N
     dev = resolve_device(device)
     clip_model, _, tok = load_clip(cfg.model, cfg.pretrained, device=dev, quick_gelu=cfg.quick_gelu)
     base = clip_model.visual.eval()
+    fp_base = model_fingerprint(base)
     (rd/'results').mkdir(exist_ok=True)
     frames = []
     for step, frac, state in progress(checkpoint_states(rd), total=len(man['checkpoints'])):
@@ -582,9 +585,11 @@ def evaluate_run(rd: str | Path, device: str = 'auto', data_root: str | None = N
             except CorruptFileError as e: warnings.warn(f"{e}; evaluating this checkpoint again")
         st = split_state(state, m.objective)
         visual = copy.deepcopy(base); visual.load_state_dict(st['visual']); visual.eval()
+        fp = model_fingerprint(visual)
+        cache = None if fp == fp_base else rd/'embeddings'   # the pre-trained encoder's go to the shared cache, a checkpoint's to the run
         df = evaluate_checkpoint(visual, list(cfg.eval_datasets), ref=base, model=clip_model, tokenizer=tok,
                                  task=cfg.dataset, root=data_root, device=dev, lp_protocol=cfg.lp_protocol, lp_backend=cfg.lp_backend,
-                                 seed=cfg.seed, norm=cfg.norm)
+                                 seed=cfg.seed, norm=cfg.norm, cache_dir=cache, precision=precision)
         if m.objective == 'ce':
             W, b = state['head.weight'], state.get('head.bias', torch.zeros(len(state['head.weight'])))
         else:
@@ -593,23 +598,27 @@ def evaluate_run(rd: str | Path, device: str = 'auto', data_root: str | None = N
         extra = []
         for split in ('test', 'val10'):  # val10: the held-out split that λ is selected on
             labels = load_split(cfg.dataset, split, data_root, image_size_of(visual)).labels
-            emb = torch.as_tensor(embed(visual, cfg.dataset, split, data_root, device=dev))
+            emb = torch.as_tensor(embed(visual, cfg.dataset, split, data_root, device=dev, cache_dir=cache, fingerprint=fp, precision=precision))
             acc = 100 * float(((emb @ W.T + b).argmax(1).numpy() == labels).mean())
             extra.append((split, 'clf_top1', acc))
             if m.objective != 'ce' and split == 'test': extra.append((split, 'own_zs_top1', acc))
         df = pd.concat([df, pd.DataFrame([{'dataset': cfg.dataset, 'split': sp, 'metric': k, 'value': v} for sp, k, v in extra])])
         df = df.assign(task=task or cfg.dataset, method=cfg.method, seed=cfg.seed, stage=stage, step=step, fraction=frac)[RESULT_COLUMNS]
         save_csv(out, df)
+        if cache is not None and not keep_embeddings: shutil.rmtree(cache/fp, ignore_errors=True)   # results written: not needed
         frames.append(df)
+    if not keep_embeddings and (rd/'embeddings').is_dir() and not any((rd/'embeddings').iterdir()): (rd/'embeddings').rmdir()
     res = pd.concat(frames, ignore_index=True)
     save_csv(rd/'results.csv', res)
     return res
 
 # %% ../nbs/08_train.ipynb #fa37b068
-def evaluate_sequence(root: str | Path, device: str = 'auto', data_root: str | None = None) -> pd.DataFrame:
+def evaluate_sequence(root: str | Path, device: str = 'auto', data_root: str | None = None, precision: str = 'auto',
+                      keep_embeddings: bool = False) -> pd.DataFrame:
     "Evaluate every stage of a sequence folder; write and return the combined results table."
     root = Path(root); info = read_json(root/'sequence.json')
-    res = pd.concat([evaluate_run(root/s, device, data_root, stage=k, task='+'.join(info['tasks']))
+    res = pd.concat([evaluate_run(root/s, device, data_root, stage=k, task='+'.join(info['tasks']), precision=precision,
+                                  keep_embeddings=keep_embeddings)
                      for k, s in enumerate(info['stages'], 1)], ignore_index=True)
     save_csv(root/'results.csv', res)
     return res

@@ -1,0 +1,71 @@
+"End-to-end: the forgetting report of a checkpoint against its base model, from the shell and from Python."
+import os, subprocess, sys, time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from ldifs_nb.core import RESULT_COLUMNS
+from ldifs_nb.forgetting import forgetting_report
+from ldifs_nb.models import load_clip
+from ldifs_nb.train import finetune, evaluate_run
+
+ENV = dict(os.environ, LDIFS_QUIET='1')
+DATASETS = ['micro-colour', 'micro-shape']
+
+
+def test_help_is_fast_and_imports_no_torch():
+    "`--help` is answered by argparse before torch is imported."
+    code = ("import sys\nfrom ldifs_nb.forgetting_cli import forgetting_cli\n"
+            "try: forgetting_cli(['--help'])\nexcept SystemExit: pass\nprint('TORCH', 'torch' in sys.modules)")
+    t0 = time.time()
+    r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env=ENV, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert 'usage: ldifs-forgetting' in r.stdout and 'TORCH False' in r.stdout
+    assert time.time() - t0 < 10   # < 1 s on an idle machine; generous on a shared one
+
+
+def test_cli_perturbed_micro_clip(tmp_path):
+    "micro-CLIP vs a perturbed copy of itself (a .pt vision-tower state dict with DDP names): a full report folder."
+    model, _, _ = load_clip('micro-clip')
+    with torch.no_grad(): model.visual.conv1.weight.mul_(1.3)
+    torch.save({'state_dict': {f'module.{k}': v for k, v in model.visual.state_dict().items()}}, tmp_path/'ft.pt')
+    r = subprocess.run(['ldifs-forgetting', str(tmp_path/'ft.pt'), '--datasets', *DATASETS, '--out', str(tmp_path/'rep'),
+                        '--device', 'cpu'], capture_output=True, text=True, env=ENV, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert 'Δ_ZS' in r.stdout and 'micro-colour' in r.stdout
+    res = pd.read_csv(tmp_path/'rep'/'results.csv')
+    assert list(res.columns) == RESULT_COLUMNS
+    v = res.set_index(['dataset', 'split', 'metric'])['value']
+    assert all(v[(d, 'test', 'feature_distance')] > 0 for d in DATASETS)
+    assert v[(DATASETS[0], 'test', 'zs_top1')] - v[(DATASETS[0], 'test', 'delta_zs')] > 50   # the base model's A_ZS
+    assert {'forgetting.png', 'summary.md', 'manifest.json'} <= {p.name for p in (tmp_path/'rep').iterdir()}
+    assert not (tmp_path/'rep'/'embeddings').exists()   # the checkpoint's embeddings are gone once evaluated
+
+
+def test_cli_refuses_other_architectures(tmp_path):
+    "Weights of another architecture, or a file that holds no weights: one clear error, exit status 1."
+    import open_clip
+    from safetensors.torch import save_file
+    save_file(open_clip.create_model('ViT-B-32').visual.state_dict(), str(tmp_path/'vitb.safetensors'))
+    (tmp_path/'notes.bin').write_text('hello')
+    for f, msg in [('vitb.safetensors', 'another shape'), ('notes.bin', 'Cannot read')]:
+        r = subprocess.run(['ldifs-forgetting', str(tmp_path/f), '--datasets', 'micro-colour', '--out', str(tmp_path/'x')],
+                           capture_output=True, text=True, env=ENV, timeout=300)
+        assert r.returncode == 1 and 'ldifs-forgetting: error:' in r.stderr and msg in r.stderr, r.stderr[-2000:]
+        assert 'Traceback' not in r.stderr
+
+
+def test_equals_own_run(tmp_path):
+    "A checkpoint of one of our micro runs: the report's numbers are that run's own results for that checkpoint."
+    rd = finetune(method='lp-init-ldifs', dataset='micro-colour', steps=4, ckpt_fractions=(0.0, 1.0), eval_datasets=DATASETS,
+                  out_dir=str(tmp_path/'runs'), device='cpu')
+    run = evaluate_run(rd, device='cpu')
+    run = run[run['step'] == 4].set_index(['dataset', 'split', 'metric'])['value']
+    rep = forgetting_report(rd/'ckpt'/'step_000004.safetensors', 'micro-clip', DATASETS, tmp_path/'rep', task='micro-colour',
+                            device='cpu').set_index(['dataset', 'split', 'metric'])['value']
+    assert set(rep.index) == set(run.index) - {(d, s, 'clf_top1') for d in DATASETS for s in ('test', 'val10')}
+    pd.testing.assert_series_equal(rep.sort_index(), run[rep.index].sort_index(), check_exact=False, rtol=0, atol=1e-9)
+    whole = forgetting_report(rd, 'micro-clip', DATASETS, tmp_path/'rep_run', device='cpu')   # a run folder: its trajectory
+    assert sorted(whole['step'].unique()) == [0, 4] and set(whole['task']) == {'micro-colour'}
