@@ -11,20 +11,27 @@ __all__ = ['forgetting_parser', 'forgetting_cli']
 import argparse, sys
 from typing import Sequence
 
+from .config import DATASET_NAMES, NORMS   # torch-free
+
 def forgetting_parser() -> argparse.ArgumentParser:
     "The arguments of `ldifs-forgetting` (those of `ldifs_nb.forgetting.forgetting_report`)."
     p = argparse.ArgumentParser(prog='ldifs-forgetting', description="Concept forgetting (Δ_ZS, Δ_LP, feature distance) of "
-                                "fine-tuned CLIP checkpoints against their base model (ldifs_nb)")
+                                "fine-tuned CLIP checkpoints against their base model (ldifs_nb); writes results.csv, "
+                                "summary.md and forgetting.png into --out and prints the summary.",
+                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog='''examples:
+  ldifs-forgetting runs/micro-position/lp-init-ldifs/0                     # every checkpoint of a run folder
+  ldifs-forgetting ft.safetensors --base ViT-B-32-quickgelu --pretrained openai --datasets cifar10 mnist svhn --out rep''')
     p.add_argument('checkpoints', nargs='+', help='weights files (safetensors/.bin/.pt, full CLIP or vision tower) or run folders; '
                    'several = a trajectory')
     p.add_argument('--base', default='micro-clip', help='open_clip model name of the base model (default: micro-clip)')
     p.add_argument('--pretrained', default='auto', help="its weights: tag or file (auto: shipped micro-clip / 'openai')")
-    p.add_argument('--datasets', nargs='+', default=None, help='registered datasets (default: the micro suite / the paper suite)')
+    p.add_argument('--datasets', nargs='+', default=None, help=f"registered datasets: {', '.join(DATASET_NAMES)} (default: the micro suite for micro-clip, else the paper suite)")
     p.add_argument('--task', default=None, help='the fine-tuning dataset (its train-split feature distance is added)')
     p.add_argument('--out', dest='out_dir', default='forgetting', help='output folder (default: forgetting)')
     p.add_argument('--device', default='auto')
     p.add_argument('--precision', default='auto', choices=['auto', 'fp32', 'bf16'])
     p.add_argument('--lp-protocol', default='adamw', choices=['adamw', 'l2'])
+    p.add_argument('--norm', default='channel', choices=list(NORMS), help='feature normalisation of the distance')
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--fd-examples', type=int, default=2000, help='images per split for the feature distance (default 2000)')
     p.add_argument('--data-root', default=None)
@@ -38,3 +45,4 @@ def forgetting_cli(argv: Sequence[str] | None = None) -> None:
     try: res = forgetting_report(**a)
     except (ValueError, FileNotFoundError) as e: sys.exit(f"ldifs-forgetting: error: {e}")
     print(summary_markdown(res))
+
