@@ -1,4 +1,4 @@
-"""Small shared pieces: seeding, atomic writes, clear errors for bad names, quiet progress bars.
+"""Small shared pieces: seeding, atomic writes, self-checking caches, one writer per folder, clear errors for bad names, quiet progress bars.
 
 Docs: https://ldifs-nb.github.io/ldifs_nb/core.html.md"""
 

@@ -21,7 +21,8 @@ KILLED, TIMEOUT = -signal.SIGKILL, 900
 def cli(cmd: str, args, data: Path | None = None, fault: str | None = None, wait: bool = True, **env):
     "Run a console script as a user would; `fault` sets $LDIFS_FAULT (the test hook)."
     e = {k: v for k, v in os.environ.items() if k not in ('LDIFS_FAULT', 'PYTEST_CURRENT_TEST')}
-    e.update(LDIFS_QUIET='1', OMP_NUM_THREADS='1', **env)
+    # the thread count a sweep gives its one job (cpu_count // jobs): float sums, hence bits, depend on it
+    e.update(LDIFS_QUIET='1', OMP_NUM_THREADS=str(os.cpu_count() or 1), **env)
     if data is not None: e['LDIFS_DATA'] = str(data)
     if fault: e['LDIFS_FAULT'] = fault
     argv = [shutil.which(cmd) or cmd, *map(str, args)]
