@@ -351,7 +351,8 @@ def finetune(cfg: FinetuneConfig | None = None, callbacks: Sequence[Callable] = 
             rd.mkdir(parents=True); write_json(rd/'manifest.json', man)
     if d.world > 1: dist.barrier()
     dev = torch.device(cfg.device)
-    log = open(rd/'log.jsonl', 'a') if d.main else open(os.devnull, 'w')  # only rank 0 writes files
+    # only rank 0 writes files; line-buffered, so a killed run's log holds every step up to its resume state
+    log = open(rd/'log.jsonl', 'a', buffering=1) if d.main else open(os.devnull, 'w')
 
     def save_resume(s: int):  # the state training continues from: weights, AdamW moments, schedule, RNG
         nonlocal saved_at
