@@ -426,7 +426,8 @@ def _finetune(cfg: FinetuneConfig, callbacks, start, anchor, rd: Path, d: DistIn
             rd.mkdir(parents=True, exist_ok=True); write_manifest(rd, man)
     if d.world > 1: dist.barrier()
     dev = torch.device(cfg.device)
-    log = open(rd/'log.jsonl', 'a') if d.main else open(os.devnull, 'w')  # only rank 0 writes files
+    # only rank 0 writes files; line-buffered, so a killed run's log holds every step up to its resume state
+    log = open(rd/'log.jsonl', 'a', buffering=1) if d.main else open(os.devnull, 'w')
 
     def save_resume(s: int):  # the state training continues from: weights, AdamW moments, schedule, RNG
         nonlocal saved_at
