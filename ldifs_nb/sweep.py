@@ -113,7 +113,8 @@ def run_process(job: Job, devices: Sequence[str] | None, log: Path, env: dict) -
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, 'w') as f: r = subprocess.run(argv, stdout=f, stderr=subprocess.STDOUT, env={**env, **extra})
     lines = [l for l in log.read_text().splitlines() if l.strip()]
-    err = '' if r.returncode == 0 else (lines[-1] if lines else f'exit code {r.returncode}')
+    said = [l for l in lines if ': error:' in l]   # the script's own error line (a missing-data error goes on with how to get the data)
+    err = '' if r.returncode == 0 else (said[-1] if said else lines[-1] if lines else f'exit code {r.returncode}')
     return dict(job=job.name, status='done' if r.returncode == 0 else 'failed', error=err,
                 seconds=round(time.perf_counter() - t0, 1), where=' '.join(devices or ()))
 
