@@ -12,7 +12,7 @@ from typing import Sequence
 
 from .config import (FinetuneConfig, PAPER_DEFAULTS, MICRO_DEFAULTS, METHOD_NAMES, METHOD_ALIASES, INITS,
                              PAPER_DATASET_NAMES, MICRO_DATASET_NAMES, DATASET_NAMES, NORMS, LP_PROTOCOLS,
-                             LP_BACKENDS, ANCHOR_NAMES)
+                             LP_BACKENDS, ANCHOR_NAMES, LAMBDA_GRID)
 
 # %% auto #0
 __all__ = ['FIELD_HELP', 'RUN_HELP', 'RUN_EXAMPLES', 'SEQUENCE_HELP', 'SEQUENCE_EXAMPLES', 'SWEEP_HELP', 'SWEEP_EXAMPLES',
@@ -190,7 +190,9 @@ def sweep_parser() -> argparse.ArgumentParser:
     p.add_argument('--gpus-per-job', type=int, default=1, metavar='G', help='GPUs per Slurm job; > 1: torchrun inside the job (default: 1)')
     p.add_argument('--time', default='24:00:00', help='Slurm time limit per job: minutes, H:MM:SS or D-HH:MM:SS (default: 24:00:00)')
     p.add_argument('--array-parallelism', type=int, default=None, metavar='K', help='Slurm array tasks running at once (default: no cap)')
-    p.add_argument('--select-lambda', action='store_true', help="run the paper's λ grid for each dataset (first method only) and print the best λ")
+    p.add_argument('--select-lambda', action='store_true', help="run the λ grid for each dataset (first method only) and print the best λ")
+    p.add_argument('--lambda-grid', nargs='+', type=float, default=list(LAMBDA_GRID), metavar='LAM',
+                   help=f"the λ values of --select-lambda (default: the paper's {' '.join(f'{l:g}' for l in LAMBDA_GRID)})")
     return p
 
 def _folder(job) -> Path | None:
@@ -213,7 +215,7 @@ def sweep_cli(argv: Sequence[str] | None = None) -> None:
             if not a['datasets']: raise ValueError('--select-lambda needs --datasets (the λ grid is run per dataset)')
             opts.pop('lam', None)
             for d in a['datasets']:
-                best, table = select_lambda(d, a['methods'][0], seed=a['seeds'][0], n_jobs=a['jobs'], devices=a['devices'],
+                best, table = select_lambda(d, a['methods'][0], grid=a['lambda_grid'], seed=a['seeds'][0], n_jobs=a['jobs'], devices=a['devices'],
                                             executor=ex, n_devices=a['devices_per_job'], **opts)
                 print(table.to_string(index=False)); print(f"best λ for {d}: {best:g}")
             print(f"results: {out/'lambda'}/<λ>/…  (status {out/'lambda'/'sweep_status.csv'})")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 # %% auto #0
-__all__ = ['METHOD_NAMES', 'METHOD_ALIASES', 'INITS', 'PAPER_DATASET_NAMES', 'MICRO_DATASET_NAMES', 'DATASET_NAMES', 'NORMS', 'LP_PROTOCOLS', 'LP_BACKENDS', 'ANCHOR_NAMES', 'PAPER_DEFAULTS', 'PAPER_MODEL', 'MICRO_DEFAULTS', 'FinetuneConfig']
+__all__ = ['METHOD_NAMES', 'METHOD_ALIASES', 'INITS', 'PAPER_DATASET_NAMES', 'MICRO_DATASET_NAMES', 'DATASET_NAMES', 'NORMS', 'LP_PROTOCOLS', 'LP_BACKENDS', 'ANCHOR_NAMES', 'LAMBDA_GRID', 'PAPER_DEFAULTS', 'PAPER_MODEL', 'MICRO_DEFAULTS', 'FinetuneConfig']
 
 # %% ../nbs/08_config.ipynb #a1c0f005
 METHOD_NAMES = ('zs-init-ce', 'lp-init-ce', 'zs-init-l2sp', 'lp-init-l2sp', 'flyp', 'flyp-ce', 'zs-init-ldifs', 'lp-init-ldifs')
@@ -22,6 +22,7 @@ NORMS = ('channel', 'flat')                # LDIFS feature normalisation
 LP_PROTOCOLS = ('adamw', 'l2')             # linear-probe protocol
 LP_BACKENDS = ('torch', 'sklearn')
 ANCHOR_NAMES = ('previous', 'original')    # L2SP/LDIFS anchor of a sequence stage
+LAMBDA_GRID = (0.01, 0.05, 0.1, 0.5, 1.0, 10.0, 100.0)   # the λ grid of the paper's selection (`ldifs-sweep --select-lambda`)
 
 # %% ../nbs/08_train.ipynb #fd941adc
 PAPER_DEFAULTS = dict(batch_size=128, lr=1e-5, warmup=500)

@@ -17,6 +17,7 @@ import pandas as pd
 from .core import atomic_path, read_json, check_name, check_positive, progress, folder_lock, verify_file, save_csv, CorruptFileError
 from .train import FinetuneConfig, resolve_config, run_dir, sequence_dir, read_manifest
 from .report import final
+from . import config
 
 # %% auto #0
 __all__ = ['STATUS_COLUMNS', 'LAMBDA_GRID', 'Job', 'torchrun_argv', 'sweep_jobs', 'DevicePool', 'run_process', 'sweep',
@@ -246,7 +247,7 @@ def submit_jobs(jobs: Sequence[Job], executor, status_dir: Path, wait: bool = Tr
     return rows
 
 # %% ../nbs/11_sweep.ipynb #e9817ed8
-LAMBDA_GRID = (0.01, 0.05, 0.1, 0.5, 1.0, 10.0, 100.0)
+LAMBDA_GRID = config.LAMBDA_GRID   # the paper's λ grid; defined in the torch-free `ldifs_nb.config` for the console scripts
 
 def _lambda_row(results: Path, dataset: str) -> dict:
     "From a finished run's results: validation and test accuracy of its classifier on `dataset`, and its mean Δ_LP/Δ_ZS on the other datasets (NaN if missing)."

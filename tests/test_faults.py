@@ -352,7 +352,7 @@ CLI_CASES = [
     ('ldifs-run', ['--out-dir', '{f}/a-file'], 'is not a folder'),
     ('ldifs-run', ['--pretrained', '{f}/junk.safetensors'], 'cannot be loaded as weights'),
     ('ldifs-sequence', ['--tasks', 'micro-shape'], 'at least 2 tasks'),
-    ('ldifs-sequence', ['--tasks', 'micro-shape', 'micro-colour', '--anchor', 'none'], 'invalid choice'),
+    ('ldifs-sequence', ['--tasks', 'micro-shape', 'micro-colour', '--anchor', 'none'], "Unknown anchor 'none'. Valid anchors: previous, original"),
     ('ldifs-sweep', ['--methods', 'sgd', '--datasets', 'micro-shape'], 'Valid methods'),
     ('ldifs-sweep', ['--methods', 'ldifs', '--datasets', 'micro-shape', '--select-lambda', '--lambda-grid', '0.1', '-1'], 'lam must be'),
 ]
