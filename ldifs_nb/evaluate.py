@@ -9,11 +9,12 @@ from __future__ import annotations
 import contextlib, json, math, warnings, weakref
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
+import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 
@@ -26,29 +27,30 @@ from .losses import ldifs_distance
 
 # %% auto #0
 __all__ = ['PRECISIONS', 'EVAL_PRECISION', 'LP_PROTOCOLS', 'LP_LRS', 'LP_GRID', 'LP_BACKENDS', 'LP_STEPS', 'FD_SEED', 'LP_HPARAM',
-           'resolve_precision', 'inference', 'model_fingerprint', 'encoder_cache', 'embedding_path', 'embed',
-           'accuracy_scores', 'zeroshot_accuracy', 'ProbeResult', 'lp_head', 'linear_probe', 'param_distance',
-           'fd_rows', 'feature_distance', 'concept_forgetting', 'dataset_head', 'taps_path', 'accuracies',
-           'reference_accuracies', 'evaluate_checkpoint']
+           'resolve_precision', 'inference', 'sharded_evaluation', 'eval_world', 'my_rows', 'gather_rows', 'all_sum',
+           'agree', 'on_main', 'model_fingerprint', 'encoder_cache', 'embedding_path', 'embed', 'accuracy_scores',
+           'zeroshot_accuracy', 'ProbeResult', 'lp_head', 'linear_probe', 'param_distance', 'fd_rows',
+           'feature_distance', 'concept_forgetting', 'dataset_head', 'taps_path', 'accuracies', 'reference_accuracies',
+           'evaluate_checkpoint']
 
 # %% ../nbs/06_evaluate.ipynb #2e998b78
 def _write_cache(path: str | Path, data) -> Path:
     "Write one cache file atomically, with its content check: a numpy array (`.npy`) or a JSON-able dict (`.json`)."
     path = Path(path)
-    if path.suffix != '.json': return save_npy(path, np.ascontiguousarray(data))
-    with atomic_path(path) as tmp:
-        Path(tmp).write_text(json.dumps(data, indent=1, sort_keys=True, default=str)); record_check(path, of=tmp)
+    def write():
+        if path.suffix != '.json': return save_npy(path, np.ascontiguousarray(data))
+        with atomic_path(path) as tmp:
+            Path(tmp).write_text(json.dumps(data, indent=1, sort_keys=True, default=str)); record_check(path, of=tmp)
+    on_main(write)   # in a sharded evaluation: rank 0 writes, every rank goes on once the file is there
     return path
 
 def _read_cache(path: str | Path, mmap: bool = False):
     "The array or dict cached at `path` (content-checked; memory-mapped on request), or None if there is none or it is damaged."
-    path = Path(path)
-    if not path.exists(): return None
-    try:
-        if path.suffix == '.json': return read_json(verify_file(path))
-        return load_npy(path, mmap_mode='r' if mmap else None)
-    except CorruptFileError as err:
-        warnings.warn(f"{err}; computing it again"); return None   # a damaged cache entry is rebuilt, never used
+    path, out = Path(path), None
+    if path.exists():
+        try: out = read_json(verify_file(path)) if path.suffix == '.json' else load_npy(path, mmap_mode='r' if mmap else None)
+        except CorruptFileError as err: warnings.warn(f"{err}; computing it again")   # a damaged cache entry is rebuilt, never used
+    return out if agree(out is not None) else None   # in a sharded evaluation: a hit only if every rank has it
 
 PRECISIONS = ('fp32', 'bf16')
 EVAL_PRECISION: dict[str, str] = {}   # precision='auto' per device type (absent: fp32); bf16 moved an LP accuracy by 0.6 points (below)
@@ -75,6 +77,66 @@ def _tag(precision: str) -> str:
     return '' if precision == 'fp32' else f'_{precision}'
 
 
+# %% ../nbs/06_evaluate.ipynb #0b7a454b
+_SHARDED = False   # set by `sharded_evaluation`
+
+@contextlib.contextmanager
+def sharded_evaluation(on: bool = True):
+    "Within: under `torchrun`, evaluation passes split their images over the ranks and gather; rank 0 writes the files. Every rank must make the same calls."
+    global _SHARDED
+    old, _SHARDED = _SHARDED, bool(on and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1)
+    try: yield
+    finally: _SHARDED = old
+
+def eval_world() -> tuple[int, int]:
+    "(rank, number of ranks) of a sharded evaluation; (0, 1) outside `sharded_evaluation` or alone."
+    return (dist.get_rank(), dist.get_world_size()) if _SHARDED else (0, 1)
+
+def my_rows(n: int) -> slice:
+    "This rank's contiguous part of `n` rows (sizes differ by at most 1, the first ranks take the extra rows)."
+    rank, world = eval_world()
+    q, r = divmod(n, world); lo = rank * q + min(rank, r)
+    return slice(lo, lo + q + (rank < r))
+
+def _comm_device() -> torch.device:
+    "Where the process group's tensors must live: the current GPU for nccl, the host for gloo."
+    return torch.device('cuda', torch.cuda.current_device()) if dist.get_backend() == 'nccl' else torch.device('cpu')
+
+def gather_rows(t: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+    "Every rank's rows of the 2-D `t` (row counts may differ; a rank may have none), concatenated in rank order, on every rank."
+    rank, world = eval_world()
+    if world == 1: return t
+    dev, dtype = _comm_device(), dtype or t.dtype
+    x = t.reshape(len(t), -1).to(dev, dtype) if t.numel() else torch.zeros((len(t), 0), dtype=dtype, device=dev)
+    shape = torch.tensor(x.shape, device=dev); shapes = [torch.zeros_like(shape) for _ in range(world)]
+    dist.all_gather(shapes, shape)
+    m, w = max(int(s[0]) for s in shapes), max(int(s[1]) for s in shapes)
+    pad = torch.zeros((m, w), dtype=dtype, device=dev); pad[:len(x), :x.shape[1]] = x
+    parts = [torch.empty_like(pad) for _ in range(world)]
+    dist.all_gather(parts, pad)
+    return torch.cat([q[:int(s[0])] for q, s in zip(parts, shapes)]).to(t.device)
+
+def all_sum(*xs: float) -> list[float]:
+    "The sums over the ranks of a sharded evaluation of a few numbers (float64); alone: the numbers."
+    if eval_world()[1] == 1: return [float(x) for x in xs]
+    t = torch.tensor([float(x) for x in xs], dtype=torch.float64, device=_comm_device())
+    dist.all_reduce(t)
+    return t.tolist()
+
+def agree(ok: bool) -> bool:
+    "True only if `ok` is true on every rank of a sharded evaluation (alone: `ok`): cache hits are decided together, so every rank makes the same passes."
+    if eval_world()[1] == 1: return bool(ok)
+    t = torch.tensor([int(bool(ok))], device=_comm_device())
+    dist.all_reduce(t, op=dist.ReduceOp.MIN)
+    return bool(t.item())
+
+def on_main(fn: Callable, *args, **kw):
+    "`fn(*args, **kw)` — a file write — on rank 0 of a sharded evaluation, then every rank waits until it is done; alone: `fn`."
+    rank, world = eval_world()
+    try: return fn(*args, **kw) if rank == 0 else None
+    finally:
+        if world > 1: dist.barrier()
+
 # %% ../nbs/06_evaluate.ipynb #ca8168df
 def model_fingerprint(visual: nn.Module) -> str:
     "Content hash of an encoder's state dict (the cache key of its embeddings)."
@@ -92,7 +154,20 @@ def embedding_path(fingerprint: str, name: str, split: str, image_size: int, roo
 def _encode(visual: nn.Module, images, rows, size: int, mean, std, device, batch_size: int, precision: str = 'fp32',
             fd: np.ndarray | None = None, norm: str = 'channel', on_taps=None) -> torch.Tensor:
     """One eval-mode pass over `rows` of the stored images: L2-normalised float32 embeddings [n, D] on `device`.
-    With `fd` (a mask over `rows`), the normalised taps of the flagged images go, per batch, to `on_taps(list of [b, T, D])`."""
+    With `fd` (a mask over `rows`), the normalised taps of the flagged images go, per batch, to `on_taps(list of [b, T, D])`.
+    In a sharded evaluation each rank encodes its part of `rows` (`on_taps.shard` is told where its taps start) and the embeddings are gathered."""
+    rows = np.asarray(rows, np.int64)
+    if eval_world()[1] == 1 or len(rows) < eval_world()[1]:
+        return _encode_rows(visual, images, rows, size, mean, std, device, batch_size, precision, fd, norm, on_taps)
+    part = my_rows(len(rows))
+    if fd is not None and on_taps is not None: on_taps.shard(int(np.count_nonzero(fd[:part.start])))
+    e = _encode_rows(visual, images, rows[part], size, mean, std, device, batch_size, precision,
+                     None if fd is None else fd[part], norm, on_taps)
+    return gather_rows(e, torch.float32)
+
+def _encode_rows(visual: nn.Module, images, rows, size: int, mean, std, device, batch_size: int, precision: str = 'fp32',
+                 fd: np.ndarray | None = None, norm: str = 'channel', on_taps=None) -> torch.Tensor:
+    "`_encode` in this process alone."
     was, dev0 = visual.training, next(visual.parameters()).device
     visual.eval().to(device)
     rows, out = np.asarray(rows, np.int64), []
@@ -440,20 +515,27 @@ def taps_path(fingerprint: str, name: str, split: str, image_size: int, norm: st
     return encoder_cache(fingerprint, root, cache_dir)/f'{cache_key(name)}_{split}_{image_size}_e{STORE_LAYOUT}_taps-{norm}-n{n_rows}-s{FD_SEED}{_tag(precision)}.npy'
 
 class _Collect:
-    "Streamed taps → fp16 rows [m, Σ T·D] on the host (the reference's, to cache)."
-    def __init__(self, norm: str): self.norm, self.parts = norm, []
+    "Streamed taps → fp16 rows [m, Σ T·D] on the host (the reference's, to cache); in a sharded pass, gathered from every rank."
+    def __init__(self, norm: str): self.norm, self.parts, self.sharded = norm, [], False
     def __call__(self, taps): self.parts.append(torch.cat([t.flatten(1) for t in taps], 1).half().cpu())
-    def array(self) -> np.ndarray: return torch.cat(self.parts).numpy()
+    def shard(self, start: int): self.sharded = True
+    def array(self) -> np.ndarray:
+        a = torch.cat(self.parts) if self.parts else torch.zeros((0, 0), dtype=torch.float16)
+        return (gather_rows(a, torch.float16) if self.sharded else a).numpy()
 
 class _Distance:
-    "Streamed taps → the summed per-image LDIFS distance to the reference's cached taps, row by row."
-    def __init__(self, ref: np.ndarray, device, norm: str): self.ref, self.dev, self.norm, self.j, self.total = ref, device, norm, 0, 0.
+    "Streamed taps → the summed per-image LDIFS distance to the reference's cached taps, row by row (a rank's rows from `start`)."
+    def __init__(self, ref: np.ndarray, device, norm: str):
+        self.ref, self.dev, self.norm, self.j, self.j0, self.total, self.sharded = ref, device, norm, 0, 0, 0., False
+    def shard(self, start: int): self.j = self.j0 = start; self.sharded = True
     def __call__(self, taps):
         b = len(taps[0])
         r = torch.from_numpy(np.array(self.ref[self.j:self.j + b])).to(self.dev).float().split([t[0].numel() for t in taps], 1)
         self.total = self.total + ldifs_distance(taps, [ri.view_as(t) for ri, t in zip(r, taps)], 'none').sum()
         self.j += b
-    def mean(self) -> float: return float(self.total) / max(self.j, 1)
+    def mean(self) -> float:
+        total, n = all_sum(self.total, self.j - self.j0) if self.sharded else (float(self.total), self.j)
+        return total / max(n, 1)
 
 class _Encoder:
     "An encoder under evaluation: its fingerprint, cache folder, device and precision; its passes, embeddings and scores."
@@ -543,7 +625,7 @@ def evaluate_checkpoint(visual: nn.Module, datasets: Sequence[str], ref: nn.Modu
         fd, dist = {}, {}
         if r is not None:                                # the reference: scores and taps, each computed once and cached
             fd = dict.fromkeys(('train', 'test') if name == task else ('test',), 0.)
-            fresh = not r.metrics_path(name, head, *lp).exists()
+            fresh = not agree(r.metrics_path(name, head, *lp).exists())
             if me.fp != r.fp: dist = {s: _Distance(r.taps(name, s, norm, fd_examples, need_emb=fresh), dev, norm) for s in fd}
             r0 = r.metrics(name, head, *lp)
         rows_of = lambda s: fd_rows(len(me.split(name, s)), fd_examples)

@@ -16,7 +16,6 @@ import pandas as pd
 import torch
 import torch.nn as nn
 import torch.distributed as dist
-from datetime import timedelta
 import open_clip
 from safetensors.torch import save_file, load_file
 
@@ -34,10 +33,9 @@ from .evaluate import embed, lp_head, evaluate_checkpoint
 __all__ = ['ANCHORS', 'resolve_config', 'cosine_lr', 'steps_per_epoch', 'batch_indices', 'total_steps', 'Prepared',
            'trainable_parameters', 'build_model', 'run_dir', 'config_dict', 'versions', 'write_manifest',
            'read_manifest', 'check_run_folder', 'save_state', 'load_state', 'check_datasets', 'DistInfo', 'dist_info',
-           'init_distributed', 'shard', 'all_reduce_grads', 'wait_for_main', 'check_places', 'check_pretrained',
-           'finetune', 'checkpoint_states', 'split_state', 'final_state', 'sequence_dir', 'finetune_sequence',
-           'evaluate_run', 'evaluate_sequence', 'run_experiment', 'run_sequence', 'FinetuneConfig', 'PAPER_DEFAULTS',
-           'MICRO_DEFAULTS']
+           'init_distributed', 'shard', 'all_reduce_grads', 'check_places', 'check_pretrained', 'finetune',
+           'checkpoint_states', 'split_state', 'final_state', 'sequence_dir', 'finetune_sequence', 'evaluate_run',
+           'evaluate_sequence', 'run_experiment', 'run_sequence', 'FinetuneConfig', 'PAPER_DEFAULTS', 'MICRO_DEFAULTS']
 
 # %% ../nbs/08_train.ipynb #c0f1a2b4
 from .config import FinetuneConfig, PAPER_DEFAULTS, PAPER_MODEL, MICRO_DEFAULTS  # the config's torch-free home (see config)
@@ -278,18 +276,14 @@ def dist_info() -> DistInfo:
     e = os.environ
     return DistInfo(int(e.get('RANK', 0)), int(e.get('WORLD_SIZE', 1)), int(e.get('LOCAL_RANK', 0)))
 
-_WAIT_GROUP = None  # a gloo group with a long timeout: ranks > 0 wait on it while rank 0 evaluates
-
 def init_distributed(device: str) -> tuple[DistInfo, str]:
     "Join torchrun's process group (nccl on GPU, gloo on CPU) if there is one; return (info, this rank's device)."
-    global _WAIT_GROUP
     d = dist_info()
     if d.world == 1: return d, device
     dev = torch.device(device)
     if dev.type == 'cuda': device = f'cuda:{d.local_rank}'; torch.cuda.set_device(device)  # one GPU per rank
     if not dist.is_initialized():
         dist.init_process_group('nccl' if dev.type == 'cuda' else 'gloo')
-        _WAIT_GROUP = dist.new_group(backend='gloo', timeout=timedelta(hours=48))
     return d, device
 
 def shard(n: int, d: DistInfo) -> slice:
@@ -305,15 +299,6 @@ def all_reduce_grads(params: Sequence[nn.Parameter]) -> None:
     dist.all_reduce(flat)
     off = 0
     for p in params: p.grad = flat[off:off + p.numel()].view_as(p); off += p.numel()
-
-def wait_for_main(fn: Callable, result: Path | None = None):
-    "Under torchrun: `fn()` on rank 0 while the other ranks wait, then they read `result` (CSV) back; alone: `fn()`."
-    d = dist_info()
-    if d.world == 1 or not dist.is_initialized(): return fn()
-    try: out = fn() if d.main else None
-    finally: dist.barrier(group=_WAIT_GROUP)
-    if not d.main and result is not None: out = pd.read_csv(result)
-    return out
 
 # %% ../nbs/08_train.ipynb #f279d6a0
 def _state(p: Prepared) -> dict[str, torch.Tensor]:
@@ -557,7 +542,18 @@ def finetune_sequence(tasks: Sequence[str], method: str | None = None, anchor: s
     return root
 
 # %% ../nbs/08_train.ipynb #181a17fa
-from .evaluate import model_fingerprint
+from .evaluate import model_fingerprint, on_main, agree, sharded_evaluation
+
+def _read_table(path: Path) -> pd.DataFrame | None:
+    "A results table written before, or None (missing; damaged: with a warning). In a sharded evaluation: None unless every rank read it."
+    df = None
+    if path.exists():
+        try: df = load_csv(path)
+        except CorruptFileError as e: warnings.warn(f"{e}; evaluating it again")
+    return df if agree(df is not None) else None
+
+def _drop_if_empty(folder: Path) -> None:
+    if folder.is_dir() and not any(folder.iterdir()): folder.rmdir()
 
 def _resolved(man: dict) -> FinetuneConfig:
     return FinetuneConfig(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in man['config'].items()})
@@ -568,10 +564,8 @@ def evaluate_run(rd: str | Path, device: str = 'auto', data_root: str | None = N
     rd = Path(rd); man = read_manifest(rd)
     if man['status'] != 'finished': raise ValueError(f"Run {rd} has not finished; run finetune first")
     data_root = data_root if data_root is not None else man.get('data_root')
-    if (rd/'results.csv').exists():  # evaluated before: read back, not redone
-        try: done = load_csv(rd/'results.csv')
-        except CorruptFileError as e: warnings.warn(f"{e}; evaluating again"); done = None
-        if done is not None and set(done['step']) >= {c['step'] for c in man['checkpoints']}: return done
+    done = _read_table(rd/'results.csv')   # evaluated before: read back, not redone
+    if agree(done is not None and set(done['step']) >= {c['step'] for c in man['checkpoints']}): return done
     cfg = _resolved(man); m = get_method(cfg.method); spec = get_dataset(cfg.dataset)
     dev = resolve_device(device)
     clip_model, _, tok = load_clip(cfg.model, cfg.pretrained, device=dev, quick_gelu=cfg.quick_gelu)
@@ -581,9 +575,7 @@ def evaluate_run(rd: str | Path, device: str = 'auto', data_root: str | None = N
     frames = []
     for step, frac, state in progress(checkpoint_states(rd), total=len(man['checkpoints'])):
         out = rd/'results'/f'step_{step:06d}.csv'
-        if out.exists():
-            try: frames.append(load_csv(out)); continue
-            except CorruptFileError as e: warnings.warn(f"{e}; evaluating this checkpoint again")
+        if (df := _read_table(out)) is not None: frames.append(df); continue
         st = split_state(state, m.objective)
         visual = copy.deepcopy(base); visual.load_state_dict(st['visual']); visual.eval()
         fp = model_fingerprint(visual)
@@ -605,12 +597,12 @@ def evaluate_run(rd: str | Path, device: str = 'auto', data_root: str | None = N
             if m.objective != 'ce' and split == 'test': extra.append((split, 'own_zs_top1', acc))
         df = pd.concat([df, pd.DataFrame([{'dataset': cfg.dataset, 'split': sp, 'metric': k, 'value': v} for sp, k, v in extra])])
         df = df.assign(task=task or cfg.dataset, method=cfg.method, seed=cfg.seed, stage=stage, step=step, fraction=frac)[RESULT_COLUMNS]
-        save_csv(out, df)
-        if cache is not None and not keep_embeddings: shutil.rmtree(cache/fp, ignore_errors=True)   # results written: not needed
+        on_main(save_csv, out, df)   # (in a sharded evaluation, rank 0 writes)
+        if cache is not None and not keep_embeddings: on_main(shutil.rmtree, cache/fp, ignore_errors=True)   # results written: not needed
         frames.append(df)
-    if not keep_embeddings and (rd/'embeddings').is_dir() and not any((rd/'embeddings').iterdir()): (rd/'embeddings').rmdir()
+    if not keep_embeddings: on_main(_drop_if_empty, rd/'embeddings')   # (the test inside: rank 0 alone looks, then removes)
     res = pd.concat(frames, ignore_index=True)
-    save_csv(rd/'results.csv', res)
+    on_main(save_csv, rd/'results.csv', res)
     return res
 
 # %% ../nbs/08_train.ipynb #fa37b068
@@ -621,7 +613,7 @@ def evaluate_sequence(root: str | Path, device: str = 'auto', data_root: str | N
     res = pd.concat([evaluate_run(root/s, device, data_root, stage=k, task='+'.join(info['tasks']), precision=precision,
                                   keep_embeddings=keep_embeddings)
                      for k, s in enumerate(info['stages'], 1)], ignore_index=True)
-    save_csv(root/'results.csv', res)
+    on_main(save_csv, root/'results.csv', res)
     return res
 
 # %% ../nbs/08_train.ipynb #448b11c4
@@ -629,15 +621,16 @@ def run_experiment(method: str = 'lp-init-ldifs', dataset: str = 'micro-position
                    callbacks: Sequence[Callable] = (), **kw) -> pd.DataFrame:
     "Fine-tune `method` on `dataset` and evaluate every checkpoint; `kw` are `FinetuneConfig` fields."
     cfg = resolve_config(method=method, dataset=dataset, device=device, **kw)
-    d, _ = init_distributed(cfg.device)
+    d, dev = init_distributed(cfg.device)   # under torchrun: this rank's device
     with _main_first(d): _prechecks(cfg, run_dir(cfg))
     with _lock(run_dir(cfg)):   # one writer from fine-tuning to the results table
         if d.main: _clear_stale(run_dir(cfg))
         rd = finetune(cfg, callbacks)
-        return wait_for_main(lambda: evaluate_run(rd, device=device, data_root=cfg.data_root), rd/'results.csv')  # rank 0 under torchrun
+        with sharded_evaluation(): return evaluate_run(rd, device=dev, data_root=cfg.data_root)   # under torchrun: every rank its part
 
 def run_sequence(tasks: Sequence[str] = ('micro-position', 'micro-digit'), method: str = 'lp-init-ldifs',
                  anchor: str = 'previous', device: str = 'auto', callbacks: Sequence[Callable] = (), **kw) -> pd.DataFrame:
     "Fine-tune `method` on `tasks` in sequence and evaluate every stage; `kw` are `FinetuneConfig` fields."
     root = finetune_sequence(tasks, method, anchor, callbacks=callbacks, device=device, **kw)
-    with _lock(root): return wait_for_main(lambda: evaluate_sequence(root, device=device, data_root=kw.get('data_root')), root/'results.csv')
+    _, dev = init_distributed(resolve_device(device))
+    with _lock(root), sharded_evaluation(): return evaluate_sequence(root, device=dev, data_root=kw.get('data_root'))

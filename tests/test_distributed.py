@@ -10,6 +10,7 @@ probe, whose 1,000 full-batch steps amplify such differences: 0.3 points (3 test
 import json, os, shutil, subprocess, sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -54,7 +55,7 @@ def test_two_ranks_match_one_process(tmp_path):
     tr = _torchrun()
     one, two = tmp_path/'one', tmp_path/'two'
     _run(['ldifs-run', *ARGS, '--ckpt-fractions', '0', '0.5', '1', '--out-dir', str(one)])
-    _run([tr, '--nproc-per-node', '2', '--no-python', 'ldifs-run', *ARGS, '--ckpt-fractions', '0', '0.5', '1', '--out-dir', str(two)])
+    _run([tr, '--standalone', '--nproc-per-node', '2', '--no-python', 'ldifs-run', *ARGS, '--ckpt-fractions', '0', '0.5', '1', '--out-dir', str(two)])
     rd1, rd2 = (d/'micro-shape'/'lp-init-ldifs'/'0' for d in (one, two))
     m1, m2 = read_json(rd1/'manifest.json'), read_json(rd2/'manifest.json')
     assert m2['world_size'] == 2 and m1['world_size'] == 1 and m2['status'] == 'finished'
@@ -82,7 +83,7 @@ def test_resume_under_torchrun(tmp_path):
     full = finetune(FinetuneConfig(**cfg, out_dir=str(tmp_path/'full')))
     rd = run_dir(resolve_config(FinetuneConfig(**cfg, out_dir=str(tmp_path/'cut'))))
     assert read_json(rd/'manifest.json')['resume']['step'] == 2
-    _run([tr, '--nproc-per-node', '2', '--no-python', 'ldifs-run', *ARGS, '--ckpt-fractions', '0', '1',
+    _run([tr, '--standalone', '--nproc-per-node', '2', '--no-python', 'ldifs-run', *ARGS, '--ckpt-fractions', '0', '1',
           '--resume-every', '2', '--out-dir', str(tmp_path/'cut')])
     man = read_json(rd/'manifest.json')
     assert man['status'] == 'finished' and (rd/'results.csv').exists()
@@ -93,7 +94,54 @@ def test_resume_under_torchrun(tmp_path):
 def test_flyp_refused_under_torchrun(tmp_path):
     tr = _torchrun()
     env = dict(os.environ, LDIFS_QUIET='1', OMP_NUM_THREADS='1')
-    r = subprocess.run([tr, '--nproc-per-node', '2', '--no-python', 'ldifs-run', *ARGS[2:], '--method', 'flyp',
+    r = subprocess.run([tr, '--standalone', '--nproc-per-node', '2', '--no-python', 'ldifs-run', *ARGS[2:], '--method', 'flyp',
                         '--out-dir', str(tmp_path)], capture_output=True, text=True, timeout=600, env=env)
     assert r.returncode != 0 and 'run flyp in one process' in r.stdout + r.stderr
     assert not any(tmp_path.rglob('manifest.json'))
+
+SHARDED_EVAL = '''
+import copy, dataclasses, json, sys, torch
+from pathlib import Path
+from ldifs_nb.data import register_micro_task
+from ldifs_nb.world import MICRO_TASKS
+from ldifs_nb.models import load_clip
+from ldifs_nb.train import init_distributed
+from ldifs_nb.evaluate import evaluate_checkpoint, sharded_evaluation, eval_world
+torch.set_num_threads(1)
+root, tag = Path(sys.argv[1]), sys.argv[2]
+register_micro_task(dataclasses.replace(MICRO_TASKS['micro-colour'], name='micro-tiny', n_train=200, n_test=101))
+d, dev = init_distributed('cpu')
+clip_model, _, tok = load_clip('micro-clip'); ref = clip_model.visual.eval()
+ft = copy.deepcopy(ref)
+with torch.no_grad(): ft.conv1.weight.mul_(1.1)
+seen = {'ft': 0, 'ref': 0}
+ft.register_forward_hook(lambda m, i, o: seen.__setitem__('ft', seen['ft'] + len(i[0])))
+ref.register_forward_hook(lambda m, i, o: seen.__setitem__('ref', seen['ref'] + len(i[0])))
+with sharded_evaluation():
+    world = eval_world()[1]
+    df = evaluate_checkpoint(ft, ['micro-tiny'], ref, clip_model, tok, task='micro-tiny', root=root/'data',
+                             cache_dir=root/f'ckpt-{tag}', ref_cache_dir=root/f'ref-{tag}')
+(root/f'{tag}-rank{d.rank}.json').write_text(json.dumps({'seen': seen, 'world': world, 'table': df.to_dict('records')}))
+'''
+
+def test_sharded_evaluation_matches_one_process(tmp_path):
+    "Under torchrun each rank encodes its part of every split (reference and checkpoint); the gathered results equal one process's."
+    tr = _torchrun()
+    (tmp_path/'eval.py').write_text(SHARDED_EVAL)
+    _run([sys.executable, str(tmp_path/'eval.py'), str(tmp_path), 'one'])            # also prepares the data
+    _run([tr, '--standalone', '--nproc-per-node', '2', str(tmp_path/'eval.py'), str(tmp_path), 'two'])
+    one = json.loads((tmp_path/'one-rank0.json').read_text())
+    r0, r1 = (json.loads((tmp_path/f'two-rank{k}.json').read_text()) for k in (0, 1))
+    assert (one['world'], r0['world'], r1['world']) == (1, 2, 2)
+    # alone: 200 train + 101 test images through each encoder, once; two ranks: 151 and 150 each
+    assert one['seen'] == {'ft': 301, 'ref': 301}, one['seen']
+    assert r0['seen'] == {'ft': 151, 'ref': 151} and r1['seen'] == {'ft': 150, 'ref': 150}, (r0['seen'], r1['seen'])
+    t1, t2 = pd.DataFrame(one['table']), pd.DataFrame(r0['table'])
+    assert pd.DataFrame(r1['table']).equals(t2)          # every rank holds the same gathered data and fits the same probes
+    _compare_results(t1, t2)
+    # the reference's cached taps, gathered from both ranks in row order, equal those of one process
+    f1 = sorted((tmp_path/'ref-one').rglob('*taps*.npy')); f2 = sorted((tmp_path/'ref-two').rglob('*taps*.npy'))
+    assert [f.name for f in f1] == [f.name for f in f2] and len(f1) == 2
+    for a, b in zip(f1, f2):
+        x, y = np.load(a), np.load(b)
+        assert x.shape == y.shape and np.abs(x.astype(np.float32) - y.astype(np.float32)).max() <= 2e-3
