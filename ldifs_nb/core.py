@@ -15,10 +15,11 @@ import torch
 
 # %% auto #0
 __all__ = ['FULL_HASH_BYTES', 'SAMPLES', 'SAMPLE_BYTES', 'RESULT_COLUMNS', 'seed_everything', 'MissingDataError',
-           'MissingWeightsError', 'check_name', 'check_positive', 'as_list', 'resolve_device', 'fault_point', 'umask',
-           'atomic_path', 'write_json', 'read_json', 'file_sha256', 'tensor_fingerprint', 'CorruptFileError',
-           'check_path', 'content_check', 'record_check', 'verify_file', 'save_npy', 'load_npy', 'save_csv', 'load_csv',
-           'FolderBusyError', 'folder_lock', 'check_writable_dir', 'is_quiet', 'PlainProgress', 'progress']
+           'MissingWeightsError', 'check_name', 'check_positive', 'as_list', 'resolve_device', 'rank_part',
+           'fault_point', 'umask', 'atomic_path', 'write_json', 'read_json', 'file_sha256', 'tensor_fingerprint',
+           'CorruptFileError', 'check_path', 'content_check', 'record_check', 'verify_file', 'save_npy', 'load_npy',
+           'save_csv', 'load_csv', 'FolderBusyError', 'folder_lock', 'check_writable_dir', 'is_quiet', 'PlainProgress',
+           'progress']
 
 # %% ../nbs/00_core.ipynb #3b96a905
 def seed_everything(seed: int) -> None:
@@ -67,6 +68,12 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     if dev.type == 'mps' and not torch.backends.mps.is_available():
         raise ValueError(f"Device {device!r} asked for, but MPS is not available here. Use device='cpu' or 'auto'.")
     return dev
+
+# %% ../nbs/00_core.ipynb #4e05b048
+def rank_part(n: int, rank: int, world: int) -> slice:
+    "Rank `rank`'s contiguous part of `n` rows shared by `world` ranks: sizes differ by at most 1 (possibly empty)."
+    q, r = divmod(n, world); lo = rank * q + min(rank, r)
+    return slice(lo, lo + q + (rank < r))
 
 # %% ../nbs/00_core.ipynb #dd697e85
 _FAULT_HITS: dict = {}

@@ -19,7 +19,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .core import tensor_fingerprint, progress, atomic_path, check_name, resolve_device, write_json, read_json
-from .core import save_npy, load_npy, verify_file, record_check, CorruptFileError
+from .core import save_npy, load_npy, load_csv, verify_file, record_check, rank_part, CorruptFileError
 from .data import load_split, images_to_tensor, default_root, get_dataset, xval_indices, cache_key, eval_batch, ImageStore, STORE_LAYOUT
 from .models import image_size_of, norm_stats, zeroshot_head
 from .features import extract_features, tap_features, normalize_features, NORMS
@@ -27,8 +27,8 @@ from .losses import ldifs_distance
 
 # %% auto #0
 __all__ = ['PRECISIONS', 'EVAL_PRECISION', 'LP_PROTOCOLS', 'LP_LRS', 'LP_GRID', 'LP_BACKENDS', 'LP_STEPS', 'FD_SEED', 'LP_HPARAM',
-           'resolve_precision', 'inference', 'sharded_evaluation', 'eval_world', 'my_rows', 'gather_rows', 'all_sum',
-           'agree', 'on_main', 'model_fingerprint', 'encoder_cache', 'embedding_path', 'embed', 'accuracy_scores',
+           'resolve_precision', 'inference', 'sharded_evaluation', 'eval_world', 'gather_rows', 'all_sum', 'agree',
+           'on_main', 'model_fingerprint', 'encoder_cache', 'embedding_path', 'embed', 'accuracy_scores',
            'zeroshot_accuracy', 'ProbeResult', 'lp_head', 'linear_probe', 'param_distance', 'fd_rows',
            'feature_distance', 'concept_forgetting', 'dataset_head', 'taps_path', 'accuracies', 'reference_accuracies',
            'evaluate_checkpoint']
@@ -45,10 +45,13 @@ def _write_cache(path: str | Path, data) -> Path:
     return path
 
 def _read_cache(path: str | Path, mmap: bool = False):
-    "The array or dict cached at `path` (content-checked; memory-mapped on request), or None if there is none or it is damaged."
+    "The array, dict or results table cached at `path` (content-checked; memory-mapped on request), or None if there is none or it is damaged."
     path, out = Path(path), None
     if path.exists():
-        try: out = read_json(verify_file(path)) if path.suffix == '.json' else load_npy(path, mmap_mode='r' if mmap else None)
+        try:
+            if path.suffix == '.json': out = read_json(verify_file(path))
+            elif path.suffix == '.csv': out = load_csv(path)             # a results table (`ldifs_nb.train.evaluate_run`)
+            else: out = load_npy(path, mmap_mode='r' if mmap else None)
         except CorruptFileError as err: warnings.warn(f"{err}; computing it again")   # a damaged cache entry is rebuilt, never used
     return out if agree(out is not None) else None   # in a sharded evaluation: a hit only if every rank has it
 
@@ -91,12 +94,6 @@ def sharded_evaluation(on: bool = True):
 def eval_world() -> tuple[int, int]:
     "(rank, number of ranks) of a sharded evaluation; (0, 1) outside `sharded_evaluation` or alone."
     return (dist.get_rank(), dist.get_world_size()) if _SHARDED else (0, 1)
-
-def my_rows(n: int) -> slice:
-    "This rank's contiguous part of `n` rows (sizes differ by at most 1, the first ranks take the extra rows)."
-    rank, world = eval_world()
-    q, r = divmod(n, world); lo = rank * q + min(rank, r)
-    return slice(lo, lo + q + (rank < r))
 
 def _comm_device() -> torch.device:
     "Where the process group's tensors must live: the current GPU for nccl, the host for gloo."
@@ -156,10 +153,10 @@ def _encode(visual: nn.Module, images, rows, size: int, mean, std, device, batch
     """One eval-mode pass over `rows` of the stored images: L2-normalised float32 embeddings [n, D] on `device`.
     With `fd` (a mask over `rows`), the normalised taps of the flagged images go, per batch, to `on_taps(list of [b, T, D])`.
     In a sharded evaluation each rank encodes its part of `rows` (`on_taps.shard` is told where its taps start) and the embeddings are gathered."""
-    rows = np.asarray(rows, np.int64)
-    if eval_world()[1] == 1 or len(rows) < eval_world()[1]:
+    rows, (rank, world) = np.asarray(rows, np.int64), eval_world()
+    if world == 1 or len(rows) < world:
         return _encode_rows(visual, images, rows, size, mean, std, device, batch_size, precision, fd, norm, on_taps)
-    part = my_rows(len(rows))
+    part = rank_part(len(rows), rank, world)
     if fd is not None and on_taps is not None: on_taps.shard(int(np.count_nonzero(fd[:part.start])))
     e = _encode_rows(visual, images, rows[part], size, mean, std, device, batch_size, precision,
                      None if fd is None else fd[part], norm, on_taps)

@@ -22,7 +22,7 @@ from safetensors.torch import save_file, load_file
 import ldifs_nb
 from .core import (check_name, check_positive, resolve_device, seed_everything, write_json, read_json,
                            atomic_path, file_sha256, progress, is_quiet, as_list, RESULT_COLUMNS)
-from .core import MissingDataError, CorruptFileError, folder_lock, check_writable_dir, fault_point, save_csv, load_csv
+from .core import MissingDataError, CorruptFileError, rank_part, folder_lock, check_writable_dir, fault_point, save_csv, load_csv
 from .data import (get_dataset, load_split, images_to_tensor, open_source, default_root, cache_key, DATASETS,
                            RAW_SPLITS, STORE_LAYOUT, eval_batch, train_batch)
 from .models import load_clip, zeroshot_head, ImageClassifier, image_size_of, norm_stats, needs_quick_gelu, activation_of, MICRO_CLIP
@@ -288,9 +288,7 @@ def init_distributed(device: str) -> tuple[DistInfo, str]:
 
 def shard(n: int, d: DistInfo) -> slice:
     "Rank `d.rank`'s part of a global batch of `n` examples: contiguous, sizes differing by at most 1 (possibly empty)."
-    q, r = divmod(n, d.world)
-    lo = d.rank * q + min(d.rank, r)
-    return slice(lo, lo + q + (d.rank < r))
+    return rank_part(n, d.rank, d.world)
 
 def all_reduce_grads(params: Sequence[nn.Parameter]) -> None:
     "Sum the gradients of `params` over all ranks, in one flat buffer (a missing gradient counts as zeros)."
@@ -542,15 +540,7 @@ def finetune_sequence(tasks: Sequence[str], method: str | None = None, anchor: s
     return root
 
 # %% ../nbs/08_train.ipynb #181a17fa
-from .evaluate import model_fingerprint, on_main, agree, sharded_evaluation
-
-def _read_table(path: Path) -> pd.DataFrame | None:
-    "A results table written before, or None (missing; damaged: with a warning). In a sharded evaluation: None unless every rank read it."
-    df = None
-    if path.exists():
-        try: df = load_csv(path)
-        except CorruptFileError as e: warnings.warn(f"{e}; evaluating it again")
-    return df if agree(df is not None) else None
+from .evaluate import model_fingerprint, on_main, agree, sharded_evaluation, _read_cache
 
 def _drop_if_empty(folder: Path) -> None:
     if folder.is_dir() and not any(folder.iterdir()): folder.rmdir()
@@ -564,7 +554,7 @@ def evaluate_run(rd: str | Path, device: str = 'auto', data_root: str | None = N
     rd = Path(rd); man = read_manifest(rd)
     if man['status'] != 'finished': raise ValueError(f"Run {rd} has not finished; run finetune first")
     data_root = data_root if data_root is not None else man.get('data_root')
-    done = _read_table(rd/'results.csv')   # evaluated before: read back, not redone
+    done = _read_cache(rd/'results.csv')   # evaluated before: read back, not redone
     if agree(done is not None and set(done['step']) >= {c['step'] for c in man['checkpoints']}): return done
     cfg = _resolved(man); m = get_method(cfg.method); spec = get_dataset(cfg.dataset)
     dev = resolve_device(device)
@@ -575,7 +565,7 @@ def evaluate_run(rd: str | Path, device: str = 'auto', data_root: str | None = N
     frames = []
     for step, frac, state in progress(checkpoint_states(rd), total=len(man['checkpoints'])):
         out = rd/'results'/f'step_{step:06d}.csv'
-        if (df := _read_table(out)) is not None: frames.append(df); continue
+        if (df := _read_cache(out)) is not None: frames.append(df); continue
         st = split_state(state, m.objective)
         visual = copy.deepcopy(base); visual.load_state_dict(st['visual']); visual.eval()
         fp = model_fingerprint(visual)
