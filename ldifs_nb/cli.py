@@ -12,7 +12,7 @@ from typing import Sequence
 
 from .config import (FinetuneConfig, PAPER_DEFAULTS, MICRO_DEFAULTS, METHOD_NAMES, METHOD_ALIASES, INITS,
                              PAPER_DATASET_NAMES, MICRO_DATASET_NAMES, DATASET_NAMES, NORMS, LP_PROTOCOLS,
-                             LP_BACKENDS, ANCHOR_NAMES, LAMBDA_GRID)
+                             LP_BACKENDS, ANCHOR_NAMES, LAMBDA_GRID, VALUE_FIELDS, check_values)
 
 # %% auto #0
 __all__ = ['FIELD_HELP', 'RUN_HELP', 'RUN_EXAMPLES', 'SEQUENCE_HELP', 'SEQUENCE_EXAMPLES', 'SWEEP_HELP', 'SWEEP_EXAMPLES',
@@ -92,7 +92,7 @@ def _check(value, valid: Sequence[str], what: str) -> None:
         raise ValueError(f"Unknown {what} {value!r}. Valid {what}s: {_j(valid)}")
 
 def check_args(a: dict) -> dict:
-    "Check the names in parsed arguments against the registries (no torch needed); flatten list values."
+    "Check the names (against the registries) and values in parsed arguments, without torch; flatten list values."
     for k in ('eval_datasets', 'tasks', 'methods', 'datasets'):
         if k in a: a[k] = _flat(a[k])
     for m in [a.get('method')] + (a.get('methods') or []): _check(m, METHOD_NAMES + METHOD_ALIASES, 'method')
@@ -104,6 +104,7 @@ def check_args(a: dict) -> dict:
     if a.get('ckpt_fractions') is not None:
         try: a['ckpt_fractions'] = tuple(float(f) for f in _flat(a['ckpt_fractions']))
         except ValueError: raise ValueError(f"ckpt_fractions must be numbers in [0, 1], got {a['ckpt_fractions']!r}") from None
+    check_values(**{k: a[k] for k in VALUE_FIELDS if k in a})
     return a
 
 def parse_args(p: argparse.ArgumentParser, argv: Sequence[str] | None) -> dict:

@@ -6,10 +6,11 @@ Docs: https://ldifs-nb.github.io/ldifs_nb/config.html.md"""
 
 # %% ../nbs/08_config.ipynb #a1c0f004
 from __future__ import annotations
+import math, numbers
 from dataclasses import dataclass
 
 # %% auto #0
-__all__ = ['METHOD_NAMES', 'METHOD_ALIASES', 'INITS', 'PAPER_DATASET_NAMES', 'MICRO_DATASET_NAMES', 'DATASET_NAMES', 'NORMS', 'LP_PROTOCOLS', 'LP_BACKENDS', 'ANCHOR_NAMES', 'LAMBDA_GRID', 'PAPER_DEFAULTS', 'PAPER_MODEL', 'MICRO_DEFAULTS', 'FinetuneConfig']
+__all__ = ['METHOD_NAMES', 'METHOD_ALIASES', 'INITS', 'PAPER_DATASET_NAMES', 'MICRO_DATASET_NAMES', 'DATASET_NAMES', 'NORMS', 'LP_PROTOCOLS', 'LP_BACKENDS', 'ANCHOR_NAMES', 'LAMBDA_GRID', 'VALUE_FIELDS', 'check_positive', 'check_values', 'PAPER_DEFAULTS', 'PAPER_MODEL', 'MICRO_DEFAULTS', 'FinetuneConfig']
 
 # %% ../nbs/08_config.ipynb #a1c0f005
 METHOD_NAMES = ('zs-init-ce', 'lp-init-ce', 'zs-init-l2sp', 'lp-init-l2sp', 'flyp', 'flyp-ce', 'zs-init-ldifs', 'lp-init-ldifs')
@@ -23,6 +24,37 @@ LP_PROTOCOLS = ('adamw', 'l2')             # linear-probe protocol
 LP_BACKENDS = ('torch', 'sklearn')
 ANCHOR_NAMES = ('previous', 'original')    # L2SP/LDIFS anchor of a sequence stage
 LAMBDA_GRID = (0.01, 0.05, 0.1, 0.5, 1.0, 10.0, 100.0)   # the λ grid of the paper's selection (`ldifs-sweep --select-lambda`)
+
+# %% ../nbs/08_config.ipynb #c4ec0a02
+def check_positive(**kw) -> None:
+    "Raise a `ValueError` naming the first argument that is not a finite number > 0 (`None`: not given, passes)."
+    for k, v in kw.items():
+        if v is None: continue
+        if not isinstance(v, numbers.Real) or isinstance(v, bool) or not math.isfinite(v) or v <= 0:
+            raise ValueError(f"{k} must be a number > 0, got {v!r}")
+
+_POSITIVE = ('lr', 'batch_size', 'steps', 'epochs', 'lam', 'alpha', 'grad_clip', 'resume_minutes')
+_INTEGER = ('batch_size', 'steps', 'warmup', 'resume_every')
+VALUE_FIELDS = tuple(dict.fromkeys(_POSITIVE + _INTEGER + ('weight_decay', 'ckpt_fractions', 'tasks', 'lambda_grid')))
+
+def check_values(**values) -> None:
+    "Raise one `ValueError` for the first value (of `VALUE_FIELDS`) that no run can take; `None` passes."
+    if unknown := set(values) - set(VALUE_FIELDS): raise TypeError(f"check_values: unknown fields {sorted(unknown)}; it checks {', '.join(VALUE_FIELDS)}")
+    check_positive(**{k: v for k, v in values.items() if k in _POSITIVE})
+    for k in _INTEGER:
+        if (v := values.get(k)) is not None and (not isinstance(v, numbers.Integral) or isinstance(v, bool)):
+            raise ValueError(f"{k} must be an integer, got {v!r}")
+    if (v := values.get('resume_every')) is not None and v < 1: raise ValueError(f"resume_every must be >= 1 step or None, got {v}")
+    if (v := values.get('warmup')) is not None and v < 0: raise ValueError(f"warmup must be >= 0, got {v}")
+    if (v := values.get('weight_decay')) is not None and not (isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v) and v >= 0):
+        raise ValueError(f"weight_decay must be a number >= 0, got {v!r}")
+    if (fr := values.get('ckpt_fractions')) is not None:
+        if not fr or any(not isinstance(f, numbers.Real) or isinstance(f, bool) or not 0 <= f <= 1 for f in fr):
+            raise ValueError(f"ckpt_fractions must be numbers in [0, 1], got {fr!r}")
+    if (t := values.get('tasks')) is not None and len(t) < 2: raise ValueError(f"A sequence needs at least 2 tasks, got {list(t)!r}")
+    if (g := values.get('lambda_grid')) is not None:
+        if not len(g): raise ValueError("The λ grid is empty: give at least one λ > 0")
+        for l in g: check_positive(lam=l)
 
 # %% ../nbs/08_train.ipynb #fd941adc
 PAPER_DEFAULTS = dict(batch_size=128, lr=1e-5, warmup=500)

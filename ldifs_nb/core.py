@@ -15,11 +15,10 @@ import torch
 
 # %% auto #0
 __all__ = ['FULL_HASH_BYTES', 'SAMPLES', 'SAMPLE_BYTES', 'RESULT_COLUMNS', 'seed_everything', 'MissingDataError',
-           'MissingWeightsError', 'check_name', 'check_positive', 'as_list', 'resolve_device', 'rank_part',
-           'fault_point', 'umask', 'atomic_path', 'write_json', 'read_json', 'file_sha256', 'tensor_fingerprint',
-           'CorruptFileError', 'check_path', 'content_check', 'record_check', 'verify_file', 'save_npy', 'load_npy',
-           'save_csv', 'load_csv', 'FolderBusyError', 'folder_lock', 'check_writable_dir', 'is_quiet', 'PlainProgress',
-           'progress']
+           'MissingWeightsError', 'check_name', 'as_list', 'resolve_device', 'rank_part', 'fault_point', 'umask',
+           'atomic_path', 'write_json', 'read_json', 'file_sha256', 'tensor_fingerprint', 'CorruptFileError',
+           'check_path', 'content_check', 'record_check', 'verify_file', 'save_npy', 'load_npy', 'save_csv', 'load_csv',
+           'FolderBusyError', 'folder_lock', 'check_writable_dir', 'is_quiet', 'PlainProgress', 'progress']
 
 # %% ../nbs/00_core.ipynb #3b96a905
 def seed_everything(seed: int) -> None:
@@ -42,12 +41,7 @@ def check_name(name: str, valid: Iterable[str], what: str) -> str:
     return name
 
 # %% ../nbs/00_core.ipynb #f3bae82c
-def check_positive(**kw) -> None:
-    "Raise a `ValueError` naming each argument that is not a finite number > 0."
-    for k, v in kw.items():
-        if v is None: continue
-        if not isinstance(v, (int, float)) or isinstance(v, bool) or not np.isfinite(v) or v <= 0:
-            raise ValueError(f"{k} must be a number > 0, got {v!r}")
+from .config import check_positive   # torch-free, with the checks of every run value (config.check_values)
 
 # %% ../nbs/00_core.ipynb #e9ce7bb1
 def as_list(v) -> list:
@@ -88,6 +82,8 @@ def fault_point(name: str) -> None:
     _FAULT_HITS[spec] = _FAULT_HITS.get(spec, 0) + 1
     if _FAULT_HITS[spec] != int(n): return
     if action == 'enospc': raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    if action == 'int':   # a Ctrl-C as at a terminal, also where a shell started this process with SIGINT ignored (cmd &)
+        with contextlib.suppress(ValueError): signal.signal(signal.SIGINT, signal.default_int_handler)
     os.kill(os.getpid(), signal.SIGINT if action == 'int' else signal.SIGKILL)
 
 # %% ../nbs/00_core.ipynb #81b14019

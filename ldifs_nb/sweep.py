@@ -14,7 +14,7 @@ from typing import Callable, Sequence
 
 import pandas as pd
 
-from .core import atomic_path, read_json, check_name, check_positive, progress, folder_lock, verify_file, save_csv, CorruptFileError
+from .core import atomic_path, read_json, check_name, progress, folder_lock, verify_file, save_csv, CorruptFileError
 from .train import FinetuneConfig, resolve_config, run_dir, sequence_dir, read_manifest
 from .report import final
 from . import config
@@ -274,8 +274,7 @@ def select_lambda(dataset: str, method: str = 'lp-init-ldifs', grid: Sequence[fl
                   allow_failed: bool = False, **options) -> tuple[float, pd.DataFrame]:
     "Run `method` on `dataset` for every λ in `grid`; return the λ with the best validation accuracy and the table."
     grid = list(grid)
-    if not grid: raise ValueError("The λ grid is empty: give at least one λ > 0")
-    for l in grid: check_positive(lam=l)
+    config.check_values(lambda_grid=grid)
     root = Path(out_dir)/'lambda'
     jobs = [Job(method, (dataset,), seed, dict(options, lam=float(l), out_dir=str(root/f'{float(l):g}')), f'lam={float(l):g}', n_devices) for l in grid]
     for j in jobs: j.folder()   # every config checked before anything runs

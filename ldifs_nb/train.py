@@ -20,7 +20,7 @@ import open_clip
 from safetensors.torch import save_file, load_file
 
 import ldifs_nb
-from .core import (check_name, check_positive, resolve_device, seed_everything, write_json, read_json,
+from .core import (check_name, resolve_device, seed_everything, write_json, read_json,
                            atomic_path, file_sha256, progress, is_quiet, as_list, RESULT_COLUMNS)
 from .core import MissingDataError, CorruptFileError, rank_part, folder_lock, check_writable_dir, fault_point, save_csv, load_csv
 from .data import (get_dataset, load_split, images_to_tensor, open_source, default_root, cache_key, DATASETS,
@@ -38,7 +38,7 @@ __all__ = ['ANCHORS', 'resolve_config', 'cosine_lr', 'steps_per_epoch', 'batch_i
            'evaluate_sequence', 'run_experiment', 'run_sequence', 'FinetuneConfig', 'PAPER_DEFAULTS', 'MICRO_DEFAULTS']
 
 # %% ../nbs/08_train.ipynb #c0f1a2b4
-from .config import FinetuneConfig, PAPER_DEFAULTS, PAPER_MODEL, MICRO_DEFAULTS  # the config's torch-free home (see config)
+from .config import FinetuneConfig, PAPER_DEFAULTS, PAPER_MODEL, MICRO_DEFAULTS, VALUE_FIELDS, check_values  # the config's torch-free home (see config)
 _all_ = ['FinetuneConfig', 'PAPER_DEFAULTS', 'MICRO_DEFAULTS']
 
 # %% ../nbs/08_train.ipynb #d59ab9d3
@@ -58,18 +58,10 @@ def resolve_config(cfg: FinetuneConfig | None = None, **overrides) -> FinetuneCo
     pretrained = cfg.pretrained
     if pretrained == 'auto': pretrained = None if model == MICRO_CLIP else 'openai'
     quick_gelu = needs_quick_gelu(model, pretrained, cfg.quick_gelu)
-    check_positive(lr=cfg.lr, batch_size=cfg.batch_size, steps=cfg.steps, epochs=cfg.epochs, lam=cfg.lam,
-                   alpha=cfg.alpha, grad_clip=cfg.grad_clip, resume_minutes=cfg.resume_minutes)
-    for k in ('batch_size', 'steps', 'warmup', 'resume_every'):
-        v = getattr(cfg, k)
-        if v is not None and (not isinstance(v, (int, np.integer)) or isinstance(v, bool)): raise ValueError(f"{k} must be an integer, got {v!r}")
-    if cfg.resume_every is not None and cfg.resume_every < 1: raise ValueError(f"resume_every must be >= 1 step or None, got {cfg.resume_every}")
-    if cfg.warmup is not None and cfg.warmup < 0: raise ValueError(f"warmup must be >= 0, got {cfg.warmup}")
-    if cfg.weight_decay < 0: raise ValueError(f"weight_decay must be >= 0, got {cfg.weight_decay}")
+    check_values(**{k: getattr(cfg, k) for k in VALUE_FIELDS if k not in ('ckpt_fractions', 'tasks', 'lambda_grid')})   # torch-free, as the CLI checks
     try: fr = tuple(float(f) for f in as_list(cfg.ckpt_fractions))
     except (TypeError, ValueError): raise ValueError(f"ckpt_fractions must be numbers in [0, 1], got {cfg.ckpt_fractions!r}") from None
-    if not fr or any(not (0 <= f <= 1) for f in fr):
-        raise ValueError(f"ckpt_fractions must be numbers in [0, 1], got {cfg.ckpt_fractions!r}")
+    check_values(ckpt_fractions=fr)
     evals = tuple(as_list(cfg.eval_datasets)) if cfg.eval_datasets is not None else tuple(_same_kind(cfg.dataset))
     if not evals: raise ValueError("eval_datasets is empty: give at least one dataset, or None for the whole suite")
     for e in evals: get_dataset(e)
@@ -516,7 +508,7 @@ def finetune_sequence(tasks: Sequence[str], method: str | None = None, anchor: s
                       cfg: FinetuneConfig | None = None, callbacks: Sequence[Callable] = (), **overrides) -> Path:
     "Fine-tune on `tasks` one after the other; return the sequence folder (stage folders inside)."
     tasks = as_list(tasks) or []
-    if len(tasks) < 2: raise ValueError(f"A sequence needs at least 2 tasks, got {tasks!r}")
+    check_values(tasks=tasks)
     check_name(anchor, ANCHORS, 'anchor')
     if method is not None: overrides['method'] = method
     cfgs = [resolve_config(cfg, dataset=t, **overrides) for t in tasks]  # validate every stage before any work

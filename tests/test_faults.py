@@ -4,7 +4,7 @@ Every test drives the package as a user would (console scripts, papermill, the P
 tiny runs, and compares against one uninterrupted reference run: results table and checkpoint hashes must be
 identical. Kills at precise points use the `LDIFS_FAULT` hook of `ldifs_nb.core.fault_point` (only tests set it).
 """
-import json, os, shutil, signal, subprocess, sys, time
+import fcntl, json, os, shutil, signal, subprocess, sys, time
 from pathlib import Path
 
 import numpy as np
@@ -56,10 +56,17 @@ def snapshot(folder: Path) -> dict:
 
 @pytest.fixture(scope='session')
 def ref(tmp_path_factory):
-    "One uninterrupted reference run (its own data root, cold caches)."
-    root = tmp_path_factory.mktemp('ref')
-    r = cli('ldifs-run', [*RUN_ARGS, '--out-dir', root/'runs'], data=root/'data')
-    assert r.returncode == 0, r.stderr[-3000:]
+    "One uninterrupted reference run (its own data root, cold caches); under `pytest -n`, made once and read by every worker."
+    if os.environ.get('PYTEST_XDIST_WORKER'):   # the session's folder, shared by its workers (each has its own basetemp inside)
+        root = tmp_path_factory.getbasetemp().parent/'faults-ref'; root.mkdir(exist_ok=True)
+    else: root = tmp_path_factory.mktemp('ref')
+    with open(root.parent/'faults-ref.lock', 'w') as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)          # the first worker makes it, the others wait for it
+        if not (root/'.made').exists():
+            for d in ('runs', 'data'): shutil.rmtree(root/d, ignore_errors=True)
+            r = cli('ldifs-run', [*RUN_ARGS, '--out-dir', root/'runs'], data=root/'data')
+            assert r.returncode == 0, r.stderr[-3000:]
+            (root/'.made').touch()
     res, hashes = outcome(root/'runs'/RUN)
     return dict(root=root, data=root/'data', rd=root/'runs'/RUN, res=res, hashes=hashes)
 
@@ -118,9 +125,19 @@ def test_kill_sweep_process_group(ref, warm, tmp_path):
     while not ck.exists() and p.poll() is None and time.time() - t0 < TIMEOUT: time.sleep(0.2)
     assert p.poll() is None, f"the sweep ended before its first checkpoint: {p.communicate()[1][-2000:]}"
     os.killpg(p.pid, signal.SIGKILL); p.communicate()
+    killed = json.loads((out/RUN/'manifest.json').read_text())
+    assert killed['status'] == 'running', killed['status']
+    mtime = ck.stat().st_mtime_ns
     r = cli('ldifs-sweep', args, data=warm)
     assert r.returncode == 0, r.stderr[-3000:]
     assert_same(out/RUN, ref)
+    after = json.loads((out/RUN/'manifest.json').read_text())
+    assert (after['status'], after['created']) == ('finished', killed['created'])   # the same run folder, finished
+    assert ck.stat().st_mtime_ns == mtime                                            # resumed after its checkpoint, not redone
+    steps = [json.loads(l)['step'] for l in (out/RUN/'log.jsonl').read_text().splitlines()]
+    assert steps == [1, 2, 3, 4], f'the training log lost or repeated steps: {steps}'
+    st = pd.read_csv(out/'sweep_status.csv')
+    assert list(st['status']) == ['done'], st
 
 
 # ---------------------------------------------------------------------------------------------------------------
