@@ -6,7 +6,7 @@ Docs: https://ldifs-nb.github.io/ldifs_nb/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #81f9f76b
 from __future__ import annotations
-import contextlib, errno, fcntl, fnmatch, hashlib, json, os, random, signal, sys, tempfile
+import contextlib, errno, fcntl, fnmatch, hashlib, json, numbers, os, random, signal, sys, tempfile
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -45,9 +45,10 @@ from .config import check_positive   # torch-free, with the checks of every run 
 
 # %% ../nbs/00_core.ipynb #e9ce7bb1
 def as_list(v) -> list:
-    "A list from a list/tuple, or from a comma-separated string (what `papermill -p` and the shell pass)."
+    "A list from a list/tuple, a comma-separated string or one number (what `papermill -p` and the shell pass)."
     if v is None: return None
     if isinstance(v, str): return [s.strip() for s in v.split(',') if s.strip()]
+    if isinstance(v, numbers.Number): return [v]   # papermill -p ckpt_fractions 0 passes the int 0
     return list(v)
 
 # %% ../nbs/00_core.ipynb #6cab494f
