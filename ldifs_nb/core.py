@@ -74,7 +74,7 @@ def rank_part(n: int, rank: int, world: int) -> slice:
 _FAULT_HITS: dict = {}
 
 def fault_point(name: str) -> None:
-    "Test hook: act as `$LDIFS_FAULT` (`pattern@n[:kill|int|enospc]`) says when point `name` is reached the n-th time; else nothing."
+    "Test hook: act as `$LDIFS_FAULT` (`pattern@n[:kill|int|enospc|stop]`) says when point `name` is reached the n-th time; else nothing."
     spec = os.environ.get('LDIFS_FAULT')
     if not spec: return
     pat, _, rest = spec.rpartition('@')
@@ -83,6 +83,8 @@ def fault_point(name: str) -> None:
     _FAULT_HITS[spec] = _FAULT_HITS.get(spec, 0) + 1
     if _FAULT_HITS[spec] != int(n): return
     if action == 'enospc': raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    if action == 'stop':  # hold here (SIGSTOP) for the test to act at a known point, e.g. kill a whole process group
+        os.kill(os.getpid(), signal.SIGSTOP); return
     if action == 'int':   # a Ctrl-C as at a terminal, also where a shell started this process with SIGINT ignored (cmd &)
         with contextlib.suppress(ValueError): signal.signal(signal.SIGINT, signal.default_int_handler)
     os.kill(os.getpid(), signal.SIGINT if action == 'int' else signal.SIGKILL)

@@ -119,11 +119,14 @@ def test_kill_sweep_process_group(ref, warm, tmp_path):
     out = tmp_path/'sweep'
     args = ['--methods', 'lp-init-ldifs', '--datasets', 'micro-shape', '--steps', '4', '--eval-datasets', 'micro-shape',
             '--ckpt-fractions', '0.5', '1', '--device', 'cpu', '--out-dir', out]
-    p = cli('ldifs-sweep', args, data=warm, wait=False)
-    ck = out/RUN/'ckpt'/'step_000002.safetensors'
+    p = cli('ldifs-sweep', args, data=warm, wait=False, fault='checkpoint@1:stop')   # the job holds right after its first checkpoint
+    ck, man = out/RUN/'ckpt'/'step_000002.safetensors', out/RUN/'manifest.json'
+    def resume_step():
+        try: return (json.loads(man.read_text()).get('resume') or {}).get('step')
+        except (OSError, ValueError): return None
     t0 = time.time()
-    while not ck.exists() and p.poll() is None and time.time() - t0 < TIMEOUT: time.sleep(0.2)
-    assert p.poll() is None, f"the sweep ended before its first checkpoint: {p.communicate()[1][-2000:]}"
+    while resume_step() != 2 and p.poll() is None and time.time() - t0 < TIMEOUT: time.sleep(0.2)
+    assert p.poll() is None and resume_step() == 2, f"the sweep ended before its first checkpoint: {p.communicate()[1][-2000:]}"
     os.killpg(p.pid, signal.SIGKILL); p.communicate()
     killed = json.loads((out/RUN/'manifest.json').read_text())
     assert killed['status'] == 'running', killed['status']
