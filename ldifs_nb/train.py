@@ -58,10 +58,9 @@ def resolve_config(cfg: FinetuneConfig | None = None, **overrides) -> FinetuneCo
     pretrained = cfg.pretrained
     if pretrained == 'auto': pretrained = None if model == MICRO_CLIP else 'openai'
     quick_gelu = needs_quick_gelu(model, pretrained, cfg.quick_gelu)
-    check_values(**{k: getattr(cfg, k) for k in VALUE_FIELDS if k not in ('ckpt_fractions', 'tasks', 'lambda_grid')})   # torch-free, as the CLI checks
     try: fr = tuple(float(f) for f in as_list(cfg.ckpt_fractions))
     except (TypeError, ValueError): raise ValueError(f"ckpt_fractions must be numbers in [0, 1], got {cfg.ckpt_fractions!r}") from None
-    check_values(ckpt_fractions=fr)
+    check_values(**{k: getattr(cfg, k) for k in VALUE_FIELDS if hasattr(cfg, k)} | {'ckpt_fractions': fr})   # the console scripts' checks
     evals = tuple(as_list(cfg.eval_datasets)) if cfg.eval_datasets is not None else tuple(_same_kind(cfg.dataset))
     if not evals: raise ValueError("eval_datasets is empty: give at least one dataset, or None for the whole suite")
     for e in evals: get_dataset(e)
