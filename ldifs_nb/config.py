@@ -56,7 +56,7 @@ def check_values(**values) -> None:
         if not len(g): raise ValueError("The λ grid is empty: give at least one λ > 0")
         for l in g: check_positive(lam=l)
 
-# %% ../nbs/08_train.ipynb #fd941adc
+# %% ../nbs/09_train.ipynb #fd941adc
 PAPER_DEFAULTS = dict(batch_size=128, lr=1e-5, warmup=500)
 PAPER_MODEL = 'ViT-B-32-quickgelu'   # OpenAI's ViT-B/32 is a QuickGELU network (see `ldifs_nb.models.needs_quick_gelu`)
 MICRO_DEFAULTS = dict(batch_size=64, lr=5e-4, warmup=20)
