@@ -16,8 +16,8 @@ from .config import (FinetuneConfig, PAPER_DEFAULTS, MICRO_DEFAULTS, METHOD_NAME
 
 # %% auto #0
 __all__ = ['FIELD_HELP', 'RUN_HELP', 'RUN_EXAMPLES', 'SEQUENCE_HELP', 'SEQUENCE_EXAMPLES', 'SWEEP_HELP', 'SWEEP_EXAMPLES',
-           'SMOKE_HELP', 'script_parser', 'config_parser', 'check_args', 'parse_args', 'stage_table', 'run_cli',
-           'sequence_parser', 'sequence_cli', 'sweep_parser', 'sweep_cli', 'smoke_cli', 'main']
+           'SMOKE_HELP', 'NBDEV_ALIASES', 'script_parser', 'config_parser', 'check_args', 'parse_args', 'stage_table',
+           'run_cli', 'sequence_parser', 'sequence_cli', 'sweep_parser', 'sweep_cli', 'smoke_cli', 'main']
 
 # %% ../nbs/11_cli.ipynb #e678d33a
 _j = ', '.join
@@ -121,7 +121,7 @@ def _print_table(t) -> None:
     with pd.option_context('display.width', 160, 'display.max_rows', 500, 'display.max_columns', 20): print(t.to_string())
 
 def stage_table(res, tasks: Sequence[str]):
-    "The final Δ table of each stage of a sequence, labelled 'k: <task>'."
+    "The final Δ table of each stage of a sequence, labelled `k: TASK` (the stage number and its task)."
     import pandas as pd
     from ldifs_nb.report import delta_table
     return pd.concat({f'{k}: {t}': delta_table(res[res['stage'] == k]) for k, t in enumerate(tasks, 1)}, names=['stage'])
@@ -261,3 +261,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     scripts[argv[0]](argv[1:])
 
 if __name__ == '__main__' and '__file__' in globals(): main()   # run as a module, not when this notebook runs
+
+# %% ../nbs/11_cli.ipynb #5292dd57
+NBDEV_ALIASES = {'nbdev_test': 'nbdev.test:nbdev_test', 'nbdev_export': 'nbdev.doclinks:nbdev_export',
+                 'nbdev_clean': 'nbdev.clean:nbdev_clean', 'nbdev_docs': 'nbdev.quarto:nbdev_docs'}

@@ -21,7 +21,7 @@ from .report import load_results, final, method_label
 # %% auto #0
 __all__ = ['PAPER_CSV', 'REFERENCE_COLUMNS', 'KEY', 'PAPER_TABLES', 'TABLE1_TASKS', 'TABLE_METRICS', 'OTHERS', 'paper_reference',
            'paper_grid', 'as_results', 'ours_final', 'paper_comparison', 'reference_comparison', 'comparison_view',
-           'reference_view', 'markdown_table']
+           'reference_view', 'markdown_table', 'with_values', 'folded', 'reproduce_command']
 
 # %% ../nbs/14_paper.ipynb #5c8b0cc0
 PAPER_CSV = Path(ldifs_nb.__file__).parent/'assets'/'paper_reference.csv'
@@ -149,3 +149,16 @@ def markdown_table(t: pd.DataFrame) -> str:
     lines = ['| ' + ' | '.join(idx + [str(c) for c in t.columns]) + ' |', '|' + '---|' * (len(idx) + t.shape[1])]
     lines += ['| ' + ' | '.join([str(x) for x in vals(k)] + [str(x) for x in row]) + ' |' for k, row in zip(t.index, t.values)]
     return '\n'.join(lines)
+
+# %% ../nbs/14_paper.ipynb #a8918cd3
+def with_values(view: pd.DataFrame, missing: str = '—') -> pd.DataFrame:
+    "The rows of a `comparison_view` / `reference_view` that hold at least one number (ours or the paper's)."
+    return view[(view != missing).any(axis=1)]
+
+def folded(markdown: str, summary: str) -> str:
+    "Markdown inside a collapsed `<details>` block with a one-line `summary` (blank lines keep the table markdown)."
+    return f"<details><summary>{summary}</summary>\n\n{markdown}\n\n</details>"
+
+def reproduce_command(method: str, task: str) -> str:
+    "The console command whose run (fine-tune on `task`, evaluate every dataset) gives a cell of the paper's tables."
+    return f"ldifs-run --method {check_name(method, METHODS, 'method')} --dataset {check_name(task, PAPER_DATASETS, 'dataset')}"
