@@ -96,6 +96,7 @@ def lost_text(src: Path, proc: Path) -> list[str]:
     for i, c in enumerate(cells):
         if c['cell_type'] != 'markdown': continue
         for p in paragraphs(''.join(c['source'])):
+            if i == 0 and re.fullmatch(r'(- [\w-]+: .*\n?)+', p): continue   # nbdev front-matter options (`- key: value`)
             p = re.sub(r'^#+\s+', '', re.sub(r'^>\s*', '', p))    # a title's '#', a description's '>'
             if _norm(p) not in kept: lost.append(f'{src.name} cell {i}: {p[:100]!r}')
     return lost
@@ -149,7 +150,7 @@ def opening_paragraph(src: Path) -> str:
     for i, c in enumerate(_cells(src)):
         if c['cell_type'] != 'markdown': continue
         text = ''.join(c['source'])
-        if i == 0: text = '\n'.join(l for l in text.splitlines() if not l.startswith(('# ', '>')))
+        if i == 0: text = '\n'.join(l for l in text.splitlines() if not l.startswith(('# ', '>', '- ')))
         for p in paragraphs(text):
             if p.startswith(('#', '```', '|', '!', '<', '-', '$', '>')): continue
             first = re.split(r'(?<=[.:;])\s', p, maxsplit=1)[0]
