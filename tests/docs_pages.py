@@ -115,6 +115,12 @@ def raw_html(md: str) -> list[str]:
     if opens != closes: bad.append(f'{opens} fenced div(s) opened, {closes} closed')
     return bad
 
+EMOJI = set('✅❌❎✔✖⭐⚠❗❓')   # need an emoji font that many machines lack: they render as boxes
+
+def emoji(md: str) -> list[str]:
+    "Characters that need an emoji font (many machines render them as empty boxes)."
+    return sorted({ch for ch in md if ch in EMOJI or 0x1F000 <= ord(ch) <= 0x1FAFF})
+
 def markdown_seen(path: Path) -> list[tuple[str, str]]:
     "Every piece of markdown a processed notebook gives Quarto: markdown cells and markdown outputs (`show_doc`, tables)."
     out = []
@@ -127,8 +133,11 @@ def markdown_seen(path: Path) -> list[tuple[str, str]]:
 
 def check_processed(nbs: Path, proc: Path) -> list[str]:
     "Everything that would go wrong on the site, from nbdev's processed notebooks in `proc`."
-    problems, names = [], {}
+    problems, names, numbers = [], {}, {}
     for src in documented_notebooks(nbs):
+        num = re.match(r'(\d+[a-z]?)_', src.name)
+        if num and num.group(1) in numbers: problems.append(f'{src.name} and {numbers[num.group(1)]} share the number {num.group(1)}')
+        if num: numbers[num.group(1)] = src.name
         p = proc/src.name
         if not p.exists(): problems.append(f'{src.name}: not processed'); continue
         out = front_matter(p).get('output-file') or re.sub(r'^\d+[a-z]?_', '', src.stem) + '.html'
@@ -136,6 +145,7 @@ def check_processed(nbs: Path, proc: Path) -> list[str]:
         names[out] = src.name
         problems += lost_text(src, p)
         problems += [f'{where}: {b!r} would be read as raw HTML' for where, md in markdown_seen(p) for b in raw_html(md)]
+        problems += [f'{where}: {e!r} needs an emoji font; use text' for where, md in markdown_seen(p) for e in emoji(md)]
     return problems
 
 # -------------------------------------------------------------------------------------------------------------
