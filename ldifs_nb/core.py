@@ -18,7 +18,8 @@ __all__ = ['FULL_HASH_BYTES', 'SAMPLES', 'SAMPLE_BYTES', 'RESULT_COLUMNS', 'seed
            'MissingWeightsError', 'check_name', 'as_list', 'resolve_device', 'rank_part', 'fault_point', 'umask',
            'atomic_path', 'write_json', 'read_json', 'file_sha256', 'tensor_fingerprint', 'CorruptFileError',
            'check_path', 'content_check', 'record_check', 'verify_file', 'save_npy', 'load_npy', 'save_csv', 'load_csv',
-           'FolderBusyError', 'folder_lock', 'check_writable_dir', 'is_quiet', 'PlainProgress', 'progress']
+           'FolderBusyError', 'folder_lock', 'check_writable_dir', 'is_quiet', 'PlainProgress', 'progress_for',
+           'progress']
 
 # %% ../nbs/00_core.ipynb #3b96a905
 def seed_everything(seed: int) -> None:
@@ -275,8 +276,10 @@ def _redraws() -> bool:
     return IN_NOTEBOOK or (hasattr(sys.stdout, 'isatty') and sys.stdout.isatty())
 
 class PlainProgress:
-    "Iterate `it`, printing a plain line `desc: NN% (i/total) T s, ~R s left | comment` each time another ~10 % is done (only the outermost one prints)."
+    """Iterate `it`, printing a plain line `desc: NN% (i/total) T s, ~R s left | comment` each time another ~10 % is done, at most one
+    per `min_gap` seconds, and always the last (only the outermost one prints)."""
     running = 0  # how many bars (plain or redrawn) are being iterated now
+    min_gap = 1.0   # seconds between lines: a stage done in a second prints its last line only
 
     def __init__(self, it: Iterable, total: int | None = None, desc: str = ''):
         self.it, self.desc, self.comment = it, desc, ''  # set `comment` while iterating to add it to the lines
@@ -291,6 +294,7 @@ class PlainProgress:
                 yield x
                 if not (outer and self.total) or (tenth := 10 * i // self.total) <= last[0]: continue
                 now = perf_counter()
+                if i < self.total and now - (last[2] or t0) < self.min_gap: continue
                 # what is left, at the pace of the last ~10 % (not the average since the start, which counts start-up
                 # work and an earlier load); none on the first line, whose pace is mostly start-up
                 eta = f", ~{(now - last[2]) / (i - last[1]) * (self.total - i):.0f} s left" if last[1] and i < self.total else ''
@@ -316,10 +320,20 @@ def _bar_class():
             finally: PlainProgress.running -= 1
     return LabelledBar
 
+_PURPOSE: list[str] = []   # what the work in progress is for (`progress_for`), innermost last
+
+@contextlib.contextmanager
+def progress_for(purpose: str):
+    "Within the block, a bar's label ends with ' for <purpose>' (a caller names what a generic pass, e.g. an encoding, is for)."
+    _PURPOSE.append(purpose)
+    try: yield
+    finally: _PURPOSE.pop()
+
 def progress(it: Iterable, total: int | None = None, quiet: bool | None = None, desc: str = '', **kw):
     """A bar labelled `desc` (what is counted, for what): fastprogress in notebooks and terminals, a plain line every ~10 %
     when output goes to a file or pipe, nothing when quiet. Inside another bar, nothing: one bar per stage."""
     if quiet if quiet is not None else is_quiet(): return it
     if PlainProgress.running: return it
+    if _PURPOSE: desc = f"{desc} for {_PURPOSE[-1]}" if desc else _PURPOSE[-1]
     if not _redraws(): return PlainProgress(it, total, desc)
     return _bar_class()(it, total=total, desc=desc, **kw)

@@ -22,7 +22,7 @@ from safetensors.torch import save_file, load_file
 import ldifs_nb
 from .core import (check_name, resolve_device, seed_everything, write_json, read_json,
                            atomic_path, file_sha256, progress, is_quiet, as_list, RESULT_COLUMNS)
-from .core import MissingDataError, CorruptFileError, rank_part, folder_lock, check_writable_dir, fault_point, save_csv, load_csv
+from .core import MissingDataError, CorruptFileError, rank_part, folder_lock, progress_for, check_writable_dir, fault_point, save_csv, load_csv
 from .data import (get_dataset, load_split, images_to_tensor, open_source, default_root, cache_key, DATASETS,
                            RAW_SPLITS, STORE_LAYOUT, eval_batch, train_batch)
 from .models import load_clip, zeroshot_head, ImageClassifier, image_size_of, norm_stats, needs_quick_gelu, activation_of, MICRO_CLIP
@@ -135,7 +135,9 @@ def build_model(cfg: FinetuneConfig, start: dict | None = None, anchor: dict | N
         elif m.init == 'zs': W, b = zeroshot_head(clip_model, tok, spec.classnames, spec.templates), torch.zeros(K)  # trainable zero bias (released ClassificationHead)
         else:
             tr, va = (load_split(cfg.dataset, s, cfg.data_root, size) for s in ('train90', 'val10'))
-            emb = lambda s: embed(visual, cfg.dataset, s, cfg.data_root, device=dev)
+            def emb(s):
+                with progress_for(f"the LP-init head of {cfg.dataset} (pre-trained encoder)"):
+                    return embed(visual, cfg.dataset, s, cfg.data_root, device=dev)
             # the released protocol for LP-init heads: choose the hyper-parameter on val10, fit on train90
             W, b = lp_head(emb('train90'), tr.labels, emb('val10'), va.labels, protocol=cfg.lp_protocol,
                            backend=cfg.lp_backend, seed=cfg.seed, n_classes=K, device=dev)
