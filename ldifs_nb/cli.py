@@ -129,7 +129,7 @@ def stage_table(res, tasks: Sequence[str]):
 RUN_HELP = ("Fine-tune one method on one dataset, then evaluate every checkpoint on every dataset of the suite\n"
             "(ZS/LP accuracy, Δ_ZS/Δ_LP against the pre-trained model, distances). Prints the final Δ table and\n"
             "where the results are. A finished run is not redone; an interrupted one resumes from its last checkpoint.")
-RUN_EXAMPLES = ("ldifs-run --method ldifs --dataset micro-position      # micro-CLIP, offline, 1-2 min on a CPU",
+RUN_EXAMPLES = ("ldifs-run --method ldifs --dataset micro-position      # micro-CLIP, offline, CPU: ~2 min idle (2 cores), longer under load",
                 "ldifs-run --method zs-init-ce --dataset gtsrb --device cuda   # the paper's run: needs the weights and data")
 
 def run_cli(argv: Sequence[str] | None = None) -> None:

@@ -6,7 +6,7 @@ Docs: https://ldifs-nb.github.io/ldifs_nb/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #81f9f76b
 from __future__ import annotations
-import contextlib, errno, fcntl, fnmatch, hashlib, json, numbers, os, random, signal, sys, tempfile
+import contextlib, errno, fcntl, fnmatch, functools, hashlib, json, numbers, os, random, signal, sys, tempfile
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -18,7 +18,8 @@ __all__ = ['FULL_HASH_BYTES', 'SAMPLES', 'SAMPLE_BYTES', 'RESULT_COLUMNS', 'seed
            'MissingWeightsError', 'check_name', 'as_list', 'resolve_device', 'rank_part', 'fault_point', 'umask',
            'atomic_path', 'write_json', 'read_json', 'file_sha256', 'tensor_fingerprint', 'CorruptFileError',
            'check_path', 'content_check', 'record_check', 'verify_file', 'save_npy', 'load_npy', 'save_csv', 'load_csv',
-           'FolderBusyError', 'folder_lock', 'check_writable_dir', 'is_quiet', 'PlainProgress', 'progress']
+           'FolderBusyError', 'folder_lock', 'check_writable_dir', 'is_quiet', 'PlainProgress', 'progress_for',
+           'progress']
 
 # %% ../nbs/00_core.ipynb #3b96a905
 def seed_everything(seed: int) -> None:
@@ -229,17 +230,23 @@ def folder_lock(folder: str | Path, wait: bool = False, name: str = '.lock'):
         try: yield folder
         finally: _HELD[key][1] -= 1
         return
-    f = open(folder/name, 'a+')
-    try: fcntl.flock(f, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-    except BlockingIOError:
-        f.seek(0); pid = f.read().strip() or '?'; f.close()
-        raise FolderBusyError(f"{folder} is being written by another process (PID {pid}); wait for it to finish "
-                              "or stop it, then run again") from None
+    while True:
+        f = open(folder/name, 'a+')
+        try: fcntl.flock(f, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            f.seek(0); pid = f.read().strip() or '?'; f.close()
+            raise FolderBusyError(f"{folder} is being written by another process (PID {pid}); wait for it to finish "
+                                  "or stop it, then run again") from None
+        try: current = os.stat(folder/name).st_ino == os.fstat(f.fileno()).st_ino
+        except FileNotFoundError: current = False
+        if current: break
+        f.close()   # its holder removed the file as it let go: lock the file now there
     f.seek(0); f.truncate(); f.write(f'{os.getpid()}\n'); f.flush()
     _HELD[key] = [f, 1]
     try: yield folder
     finally:
         del _HELD[key]
+        (folder/name).unlink(missing_ok=True)   # removed while still held: a finished folder keeps no lock file
         fcntl.flock(f, fcntl.LOCK_UN); f.close()
 
 # %% ../nbs/00_core.ipynb #107c15db
@@ -269,29 +276,64 @@ def _redraws() -> bool:
     return IN_NOTEBOOK or (hasattr(sys.stdout, 'isatty') and sys.stdout.isatty())
 
 class PlainProgress:
-    "Iterate `it`, printing a plain line each time another ~10 % is done (only the outermost one prints)."
-    running = 0  # how many are being iterated now
+    """Iterate `it`, printing a plain line `desc: NN% (i/total) T s, ~R s left | comment` each time another ~10 % is done, at most one
+    per `min_gap` seconds, and always the last (only the outermost one prints)."""
+    running = 0  # how many bars (plain or redrawn) are being iterated now
+    min_gap = 1.0   # seconds between lines: a stage done in a second prints its last line only
 
-    def __init__(self, it: Iterable, total: int | None = None):
-        self.it, self.comment = it, ''  # set `comment` while iterating to add it to the lines
+    def __init__(self, it: Iterable, total: int | None = None, desc: str = ''):
+        self.it, self.desc, self.comment = it, desc, ''  # set `comment` while iterating to add it to the lines
         self.total = total if total is not None else (len(it) if hasattr(it, '__len__') else None)
 
     def __iter__(self):
         from time import perf_counter
         PlainProgress.running += 1
-        outer, t0, last = PlainProgress.running == 1, perf_counter(), 0
+        outer, t0, last = PlainProgress.running == 1, perf_counter(), (0, 0, 0.)   # (tenth, items, time) at the last line
         try:
             for i, x in enumerate(self.it, 1):
                 yield x
-                if not (outer and self.total) or (tenth := 10 * i // self.total) <= last: continue
-                last, dt = tenth, perf_counter() - t0
-                eta = f", ~{dt * (self.total - i) / i:.0f} s left" if i < self.total else ''
-                print(f"{100 * i // self.total:3d}% ({i}/{self.total}) {dt:.0f} s{eta}" + (f" | {self.comment}" if self.comment else ''), flush=True)
+                if not (outer and self.total) or (tenth := 10 * i // self.total) <= last[0]: continue
+                now = perf_counter()
+                if i < self.total and now - (last[2] or t0) < self.min_gap: continue
+                # what is left, at the pace of the last ~10 % (not the average since the start, which counts start-up
+                # work and an earlier load); none on the first line, whose pace is mostly start-up
+                eta = f", ~{(now - last[2]) / (i - last[1]) * (self.total - i):.0f} s left" if last[1] and i < self.total else ''
+                last = (tenth, i, now)
+                pct = f"{self.desc}: {100 * i // self.total}%" if self.desc else f"{100 * i // self.total:3d}%"
+                print(f"{pct} ({i}/{self.total}) {now - t0:.0f} s{eta}"
+                      + (f" | {self.comment}" if self.comment else ''), flush=True)
         finally: PlainProgress.running -= 1
 
-def progress(it: Iterable, total: int | None = None, quiet: bool | None = None, **kw):
-    "A fastprogress bar in notebooks and terminals, a plain line every ~10 % when output goes to a file or pipe, nothing when quiet."
-    if quiet if quiet is not None else is_quiet(): return it
-    if not _redraws(): return PlainProgress(it, total)
+@functools.cache
+def _bar_class():
+    "fastprogress's bar (notebook or console) with a label: its comment always starts with `desc`; counted in `PlainProgress.running`."
     from fastprogress.fastprogress import progress_bar
-    return progress_bar(it, total=total, **kw)
+    class LabelledBar(progress_bar):
+        def __init__(self, it, total=None, desc: str = '', **kw): self.desc, self._note = desc, ''; super().__init__(it, total=total, **kw)
+        @property
+        def comment(self): return ' | '.join(s for s in (self.desc, self._note) if s)
+        @comment.setter
+        def comment(self, v): self._note = v or ''
+        def __iter__(self):
+            PlainProgress.running += 1
+            try: yield from super().__iter__()
+            finally: PlainProgress.running -= 1
+    return LabelledBar
+
+_PURPOSE: list[str] = []   # what the work in progress is for (`progress_for`), innermost last
+
+@contextlib.contextmanager
+def progress_for(purpose: str):
+    "Within the block, a bar's label ends with ' for <purpose>' (a caller names what a generic pass, e.g. an encoding, is for)."
+    _PURPOSE.append(purpose)
+    try: yield
+    finally: _PURPOSE.pop()
+
+def progress(it: Iterable, total: int | None = None, quiet: bool | None = None, desc: str = '', **kw):
+    """A bar labelled `desc` (what is counted, for what): fastprogress in notebooks and terminals, a plain line every ~10 %
+    when output goes to a file or pipe, nothing when quiet. Inside another bar, nothing: one bar per stage."""
+    if quiet if quiet is not None else is_quiet(): return it
+    if PlainProgress.running: return it
+    if _PURPOSE: desc = f"{desc} for {_PURPOSE[-1]}" if desc else _PURPOSE[-1]
+    if not _redraws(): return PlainProgress(it, total, desc)
+    return _bar_class()(it, total=total, desc=desc, **kw)

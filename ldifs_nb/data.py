@@ -413,13 +413,24 @@ def _missing(spec: DatasetSpec, raw: Path, err: BaseException) -> MissingDataErr
     return MissingDataError(f"Dataset {spec.name!r} is not available: expected it under {raw} ({type(err).__name__}: {reason}).\n"
                             + spec.how_to_get.format(raw=raw, name=spec.name))
 
+def _drop_empty(raw: Path, new: Sequence[Path]) -> None:
+    "Remove the empty folders under `raw` (bottom up), then those of `new` (innermost first) that are empty."
+    if raw.is_dir():
+        for d, _, _ in sorted(os.walk(raw), key=lambda w: -len(Path(w[0]).parts)):
+            if d != str(raw) and not os.listdir(d): os.rmdir(d)
+    for p in new:
+        if p.is_dir() and not any(p.iterdir()): p.rmdir()
+
 def open_source(name: str, split: str, root: str | Path | None = None, download: bool = True):
     "The raw samples of one split of `name` (downloading if allowed); missing data → one MissingDataError."
-    spec = get_dataset(name); raw = Path(root or default_root())/'raw'/name
+    spec = get_dataset(name); top = Path(root or default_root()); raw = top/'raw'/name
+    new = [p for p in (raw, top/'raw', top) if not p.exists()]   # the folders this attempt may create
     out = io.StringIO()
     try:
         with contextlib.redirect_stdout(out): samples = spec.source(raw, split, download)
-    except Exception as e: raise _missing(spec, raw, e) from None
+    except Exception as e:
+        _drop_empty(raw, new)   # a failed attempt leaves nothing behind (torchvision makes its folders before it looks)
+        raise _missing(spec, raw, e) from None
     if out.getvalue(): print(out.getvalue(), end='')  # torchvision's download messages, only when it worked
     return samples
 
@@ -461,7 +472,7 @@ def _write_split(samples, folder: Path, split: str, cap: int, n_classes: int, wo
     else:
         labels = np.empty(len(samples), np.int64)
         items = _decoded(samples, cap, labels, workers)
-    shapes = _write_pixels(progress(items, total=len(labels)), len(labels), folder/f'{split}_pixels.npy')
+    shapes = _write_pixels(progress(items, total=len(labels), desc=f"images prepared, {desc} split"), len(labels), folder/f'{split}_pixels.npy')
     if len(labels) and (labels.min() < 0 or labels.max() >= n_classes):
         raise ValueError(f"{desc}: labels outside 0..{n_classes - 1} (found {labels.min()}..{labels.max()})")
     save_npy(folder/f'{split}_shapes.npy', shapes); save_npy(folder/f'{split}_labels.npy', labels)

@@ -169,7 +169,7 @@ def _encode_rows(visual: nn.Module, images, rows, size: int, mean, std, device, 
     visual.eval().to(device)
     rows, out = np.asarray(rows, np.int64), []
     try:
-        for i in progress(range(0, len(rows), batch_size), total=math.ceil(len(rows) / batch_size)):
+        for i in progress(range(0, len(rows), batch_size), total=math.ceil(len(rows) / batch_size), desc=f"batches of {batch_size} images encoded ({len(rows)} images)"):
             sel = slice(i, i + batch_size)
             with inference(device, precision):
                 x = eval_batch(images, rows[sel], size, mean, std, device)

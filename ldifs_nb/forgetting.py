@@ -26,7 +26,8 @@ from .train import checkpoint_states, split_state, versions, PAPER_MODEL
 from .losses import get_method
 
 # %% auto #0
-__all__ = ['WRAPPERS', 'read_weights', 'vision_state', 'summary_markdown', 'plot_forgetting', 'forgetting_report']
+__all__ = ['WRAPPERS', 'REPORT_DEFAULTS', 'read_weights', 'vision_state', 'summary_markdown', 'plot_forgetting', 'run_settings',
+           'report_settings', 'forgetting_report']
 
 # %% ../nbs/15_forgetting.ipynb #a675280b
 WRAPPERS = ('state_dict', 'model', 'model_state_dict', 'module', 'net', 'params')   # keys other codebases nest a state dict under
@@ -144,16 +145,65 @@ def plot_forgetting(results: pd.DataFrame) -> plt.Figure:
 def _default_datasets(base: str) -> list[str]:
     return list(MICRO_DATASETS) if base == MICRO_CLIP else list(PAPER_DATASETS)
 
-def forgetting_report(checkpoints, base: str = MICRO_CLIP, datasets: Sequence[str] | None = None, out_dir: str | Path = 'forgetting',
-                      pretrained: str | None = 'auto', task: str | None = None, device: str = 'auto', lp_protocol: str = 'adamw',
-                      lp_backend: str = 'torch', seed: int = 0, norm: str = 'channel', fd_examples: int | None = 2000,
+REPORT_DEFAULTS = dict(base=MICRO_CLIP, seed=0, lp_protocol='adamw', lp_backend='torch', norm='channel', fd_examples=2000)
+_FROM_RUN = ('base', 'seed', 'lp_protocol', 'lp_backend', 'norm', 'fd_examples', 'datasets', 'task')
+
+def _run_folders(checkpoints) -> list[Path]:
+    cs = as_list(checkpoints) if isinstance(checkpoints, str) else list(checkpoints) if isinstance(checkpoints, (list, tuple)) else [checkpoints]
+    return [Path(c) for c in cs if isinstance(c, (str, Path)) and (Path(c)/'manifest.json').is_file()]
+
+def run_settings(folder: str | Path) -> dict:
+    "The settings run folder `folder` was evaluated with (`evaluate_run`), from its manifest: what a report on it reuses."
+    c = read_json(Path(folder)/'manifest.json')['config']
+    return dict(base=c['model'], pretrained=c['pretrained'], quick_gelu=c['quick_gelu'], seed=c['seed'], lp_protocol=c['lp_protocol'],
+                lp_backend=c.get('lp_backend', 'torch'), norm=c['norm'], fd_examples=c.get('fd_examples', 2000),
+                datasets=list(c['eval_datasets']), task=c['dataset'])
+
+def report_settings(checkpoints, given: dict) -> tuple[dict, str]:
+    """The report's settings: each one in `given`, else the run folders' among `checkpoints` (all alike), else the default;
+    and one line saying which came from where."""
+    runs = _run_folders(checkpoints)
+    got = [run_settings(f) for f in runs]
+    s, src = {}, {}
+    for k in _FROM_RUN:
+        if k in given: s[k], src[k] = given[k], 'given'; continue
+        vals = [g[k] for g in got]
+        if k == 'task' and len({str(v) for v in vals}) > 1: s[k], src[k] = None, 'each run its own'; continue
+        if len({str(v) for v in vals}) > 1:
+            raise ValueError(f"The run folders were evaluated with different {k} ({', '.join(f'{f}: {g[k]}' for f, g in zip(runs, got))}); "
+                             f"give {k} to evaluate them alike, or report on them one at a time")
+        if vals: s[k], src[k] = vals[0], 'run'
+        else: s[k], src[k] = REPORT_DEFAULTS.get(k), 'default'
+    base_from_run = src['base'] == 'run'
+    for k in ('pretrained', 'quick_gelu'):   # the run's weights go with the run's model; else the default rules
+        s[k] = given.get(k) if k in given or not base_from_run else got[0][k]
+    if s.get('pretrained', 'auto') == 'auto': s['pretrained'] = None if s['base'] == MICRO_CLIP else 'openai'
+    if s['datasets'] is None: s['datasets'], src['datasets'] = _default_datasets(s['base']), 'default'
+    show = lambda k: ','.join(s[k]) if k == 'datasets' else 'all' if k == 'fd_examples' and s[k] is None else s[k]
+    where = f"run = from the manifest of {', '.join(map(str, runs))}; " if runs else ''
+    line = (f"settings ({where}given = by the caller; default otherwise): "
+            + ', '.join(f"{k} {show(k)} ({src[k]})" for k in _FROM_RUN))
+    return s, line
+
+def forgetting_report(checkpoints, base: str | None = None, datasets: Sequence[str] | None = None, out_dir: str | Path = 'forgetting',
+                      pretrained: str | None = 'auto', task: str | None = None, device: str = 'auto', lp_protocol: str | None = None,
+                      lp_backend: str | None = None, seed: int | None = None, norm: str | None = None, fd_examples: int | str | None = 'auto',
                       precision: str = 'auto', data_root: str | None = None, keep_embeddings: bool = False,
                       quick_gelu: bool | None = None) -> pd.DataFrame:
-    "Concept forgetting of fine-tuned checkpoints against their base model on `datasets`; results, summary and figure in `out_dir`."
-    datasets = list(as_list(datasets) or _default_datasets(base))
+    """Concept forgetting of fine-tuned checkpoints against their base model on `datasets`; results, summary and figure in `out_dir`.
+    Settings left None (`fd_examples`: 'auto'; None = every image) come from the run folders among `checkpoints` — a report on a run
+    folder is that run's evaluation — else from `REPORT_DEFAULTS`; the first line printed says which came from where."""
+    given = {k: v for k, v in dict(base=base, datasets=list(as_list(datasets) or []) or None, task=task, lp_protocol=lp_protocol,
+                                   lp_backend=lp_backend, seed=seed, norm=norm, quick_gelu=quick_gelu).items() if v is not None}
+    if pretrained != 'auto': given['pretrained'] = pretrained      # (None: the model's own default)
+    if fd_examples != 'auto': given['fd_examples'] = fd_examples   # (None: every image)
+    s, line = report_settings(checkpoints, given)
+    base, datasets, task, lp_protocol, lp_backend, seed, norm, fd_examples, pretrained, quick_gelu = (
+        s[k] for k in ('base', 'datasets', 'task', 'lp_protocol', 'lp_backend', 'seed', 'norm', 'fd_examples', 'pretrained', 'quick_gelu'))
+    datasets = list(datasets)
     for d in datasets: get_dataset(d)
     if task is not None: get_dataset(task)
-    pretrained = (None if base == MICRO_CLIP else 'openai') if pretrained == 'auto' else pretrained
+    print(line, flush=True)
     dev = resolve_device(device); precision = resolve_precision(precision, dev)
     clip_model, _, tok = load_clip(base, pretrained, device=dev, quick_gelu=quick_gelu)
     ref = clip_model.visual.eval()
@@ -163,7 +213,7 @@ def forgetting_report(checkpoints, base: str = MICRO_CLIP, datasets: Sequence[st
                        'task': task, 'device': str(dev), 'precision': precision, 'lp_protocol': lp_protocol, 'lp_backend': lp_backend,
                        'seed': seed, 'norm': norm, 'fd_examples': fd_examples, 'base_fingerprint': fp_ref,
                        'versions': versions(), 'checkpoints': []}
-    for it in progress(items, total=len(items)):
+    for it in progress(items, total=len(items), desc=f"checkpoints evaluated, forgetting report on {len(datasets)} datasets"):
         visual = copy.deepcopy(ref); visual.load_state_dict(it['state']); visual.eval()
         fp = model_fingerprint(visual); t = task or it.get('task')
         cache = None if fp == fp_ref else out/'embeddings'

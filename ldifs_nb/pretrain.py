@@ -37,7 +37,7 @@ def pretrain_micro_clip(steps: int = 1500, batch_size: int = 256, lr: float = 2e
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: (s + 1) / warmup if s < warmup else
                                               0.5 * (1 + math.cos(math.pi * (s - warmup) / max(steps - warmup, 1))))
     hist, t0 = [], time.perf_counter()
-    for step in progress(range(steps), total=steps):
+    for step in progress(range(steps), total=steps, desc="steps, pre-training micro-CLIP (contrastive, world captions)"):
         ims, caps = caption_batch(batch_size, seed=seed * 1_000_003 + step)
         x = (torch.from_numpy(ims).permute(0, 3, 1, 2).float() / 255 - mean) / std
         img, txt = model.encode_image(x), model.encode_text(tok(caps))

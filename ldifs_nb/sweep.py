@@ -165,7 +165,7 @@ def run_jobs(jobs: Sequence[Job], n_jobs: int | None = None, devices: Sequence[s
         with pool.take(j.n_devices) as got: return runner(j, got, _log_path(status_dir, j), env)
     with folder_lock(status_dir, name='.sweep.lock'):   # one sweep per status folder (each job's run folder has its own lock)
         with ThreadPoolExecutor(n_jobs) as ex:
-            for f in progress([ex.submit(one, j) for j in todo], total=len(todo)): rows.append(f.result())
+            for f in progress([ex.submit(one, j) for j in todo], total=len(todo), desc=f"sweep runs finished, of {len(todo)} to do ({n_jobs} at a time)"): rows.append(f.result())
         return _save_status(rows, jobs, status_dir)
 
 # %% ../nbs/12_sweep.ipynb #b7e2a004
@@ -238,7 +238,7 @@ def submit_jobs(jobs: Sequence[Job], executor, status_dir: Path, wait: bool = Tr
     rows = [dict(job=j.name, status='submitted', error='', seconds=0., where=f'job {s.job_id}') for j, s in zip(jobs, subs)]
     _save_status(rows, jobs, status_dir)  # the job ids are on disk while we wait
     if not wait: return rows
-    for j, r, s in zip(jobs, rows, progress(subs, total=len(subs))):
+    for j, r, s in zip(jobs, rows, progress(subs, total=len(subs), desc=f"submitted sweep jobs finished ({len(subs)} jobs)")):
         try: s.result(); r['status'] = 'done'
         except Exception as e:   # the job's own last line (its log), else submitit's message
             lines = [l for l in log.read_text().splitlines() if l.strip()] if (log := _log_path(status_dir, j)).exists() else []

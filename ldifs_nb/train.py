@@ -22,7 +22,7 @@ from safetensors.torch import save_file, load_file
 import ldifs_nb
 from .core import (check_name, resolve_device, seed_everything, write_json, read_json,
                            atomic_path, file_sha256, progress, is_quiet, as_list, RESULT_COLUMNS)
-from .core import MissingDataError, CorruptFileError, rank_part, folder_lock, check_writable_dir, fault_point, save_csv, load_csv
+from .core import MissingDataError, CorruptFileError, rank_part, folder_lock, progress_for, check_writable_dir, fault_point, save_csv, load_csv
 from .data import (get_dataset, load_split, images_to_tensor, open_source, default_root, cache_key, DATASETS,
                            RAW_SPLITS, STORE_LAYOUT, eval_batch, train_batch)
 from .models import load_clip, zeroshot_head, ImageClassifier, image_size_of, norm_stats, needs_quick_gelu, activation_of, MICRO_CLIP
@@ -135,7 +135,9 @@ def build_model(cfg: FinetuneConfig, start: dict | None = None, anchor: dict | N
         elif m.init == 'zs': W, b = zeroshot_head(clip_model, tok, spec.classnames, spec.templates), torch.zeros(K)  # trainable zero bias (released ClassificationHead)
         else:
             tr, va = (load_split(cfg.dataset, s, cfg.data_root, size) for s in ('train90', 'val10'))
-            emb = lambda s: embed(visual, cfg.dataset, s, cfg.data_root, device=dev)
+            def emb(s):
+                with progress_for(f"the LP-init head of {cfg.dataset} (pre-trained encoder)"):
+                    return embed(visual, cfg.dataset, s, cfg.data_root, device=dev)
             # the released protocol for LP-init heads: choose the hyper-parameter on val10, fit on train90
             W, b = lp_head(emb('train90'), tr.labels, emb('val10'), va.labels, protocol=cfg.lp_protocol,
                            backend=cfg.lp_backend, seed=cfg.seed, n_classes=K, device=dev)
@@ -429,7 +431,8 @@ def _finetune(cfg: FinetuneConfig, callbacks, start, anchor, rd: Path, d: DistIn
         return bool((cfg.resume_every and s % cfg.resume_every == 0) or
                     (cfg.resume_minutes and time.monotonic() - saved_at >= 60 * cfg.resume_minutes))
 
-    bar = progress(range(step, total), total=total - step, quiet=None if d.main else True)
+    bar = progress(range(step, total), total=total - step, quiet=None if d.main else True,
+                   desc=f"steps, fine-tuning {cfg.method} on {cfg.dataset}" + (f" (resumed at step {step} of {total})" if step else ''))
     t0, seen, saved_at = time.perf_counter(), 0, time.monotonic()
     try:
         for s in bar:
@@ -554,8 +557,11 @@ def evaluate_run(rd: str | Path, device: str = 'auto', data_root: str | None = N
     fp_base = model_fingerprint(base)
     (rd/'results').mkdir(exist_ok=True)
     frames = []
-    for step, frac, state in progress(checkpoint_states(rd), total=len(man['checkpoints'])):
+    bar = progress(checkpoint_states(rd), total=len(man['checkpoints']),
+                   desc=f"checkpoints evaluated, {cfg.method} on {cfg.dataset} (every checkpoint on {len(cfg.eval_datasets)} datasets)")
+    for step, frac, state in bar:
         out = rd/'results'/f'step_{step:06d}.csv'
+        if hasattr(bar, 'comment'): bar.comment = f"step {step} done"
         if (df := _read_cache(out)) is not None: frames.append(df); continue
         st = split_state(state, m.objective)
         visual = copy.deepcopy(base); visual.load_state_dict(st['visual']); visual.eval()
@@ -606,8 +612,18 @@ def run_experiment(method: str = 'lp-init-ldifs', dataset: str = 'micro-position
     with _main_first(d): _prechecks(cfg, run_dir(cfg))
     with _lock(run_dir(cfg)):   # one writer from fine-tuning to the results table
         if d.main: _clear_stale(run_dir(cfg))
+        reused = _finished(run_dir(cfg))
         rd = finetune(cfg, callbacks)
-        with sharded_evaluation(): return evaluate_run(rd, device=dev, data_root=cfg.data_root)   # under torchrun: every rank its part
+        with sharded_evaluation(): res = evaluate_run(rd, device=dev, data_root=cfg.data_root)   # under torchrun: every rank its part
+    if reused and d.main: print(f"Reused the finished run in {rd}: its results were read back, nothing was trained or evaluated again "
+                                "(delete that folder, or give another --seed / --out-dir, to run it anew)", flush=True)
+    return res
+
+def _finished(rd: Path) -> bool:
+    "Is run folder `rd` finished and evaluated, so that a run with its config only reads its results back?"
+    if not (rd/'manifest.json').is_file(): return False
+    man, done = read_manifest(rd), _read_cache(rd/'results.csv')
+    return man['status'] == 'finished' and done is not None and set(done['step']) >= {c['step'] for c in man['checkpoints']}
 
 def run_sequence(tasks: Sequence[str] = ('micro-position', 'micro-digit'), method: str = 'lp-init-ldifs',
                  anchor: str = 'previous', device: str = 'auto', callbacks: Sequence[Callable] = (), **kw) -> pd.DataFrame:

@@ -68,18 +68,36 @@ def test_papermill_paper_run_fails_fast_offline(tmp_path):
     assert time.time() - t0 < 300
     assert ('MissingWeightsError' in r.stderr and "'openai'" in r.stderr) or 'MissingDataError' in r.stderr, r.stderr[-3000:]
     assert not (tmp_path/'runs'/'gtsrb').exists()  # nothing half-written
+    assert not (tmp_path/'data').exists() or not any((tmp_path/'data').rglob('*'))   # no empty raw/<dataset>/ folders either
+
+
+# where the README says the main job's files go: the run folder (under the working folder), the files in it, and the data (under $LDIFS_DATA)
+README_RUN = 'runs/micro-position/lp-init-ldifs/0/'
+README_RUN_FILES = ['ckpt/', 'results.csv', 'manifest.json', 'log.jsonl']
+README_DATA_PATHS = ['cache/micro-position@1/store2-cap32/', 'embeddings/']
 
 
 def test_cli_run_and_bad_input(tmp_path):
-    "`ldifs-run` prints the final Δ table; a bad method exits non-zero with one line listing the valid ones."
+    """`ldifs-run` as the README's main job (fewer steps, two datasets): the final Δ table, the files where the README says,
+    no lock file left; a re-run says in one line that it reused the run; a bad method exits non-zero with one line."""
     exe = shutil.which('ldifs-run')
     assert exe
-    r = run([exe, '--method', 'lp-init-ce', '--dataset', 'micro-shape', '--steps', '3', '--ckpt-fractions', '0', '1',
-             '--eval-datasets', 'micro-shape', '--out-dir', str(tmp_path/'runs'), '--data-root', str(tmp_path/'data'),
-             '--device', 'cpu'], tmp_path)
+    readme = (NBS.parent/'README.md').read_text()
+    args = [exe, '--method', 'ldifs', '--dataset', 'micro-position', '--steps', '3', '--ckpt-fractions', '0', '1',
+            '--eval-datasets', 'micro-position', 'micro-shape', '--data-root', str(tmp_path/'data'), '--device', 'cpu']
+    r = run(args, tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     assert 'delta_lp' in r.stdout and 'micro-shape' in r.stdout
-    assert r.stdout.strip().splitlines()[-1].startswith(f"results: {tmp_path/'runs'/'micro-shape'/'lp-init-ce'/'0'/'results.csv'}")
+    rd = Path('runs')/'micro-position'/'lp-init-ldifs'/'0'
+    assert r.stdout.strip().splitlines()[-1].startswith(f"results: {rd/'results.csv'}")
+    places = [(README_RUN, tmp_path)] + [(f, tmp_path/README_RUN) for f in README_RUN_FILES] + [(p, tmp_path/'data') for p in README_DATA_PATHS]
+    for rel, top in places:
+        assert f'`{rel}' in readme or f'/{rel}' in readme, f'the README does not name {rel}'
+        assert (top/rel).exists(), f'{rel} named by the README is not there after the main job ({top/rel})'
+    assert {p.name for p in (tmp_path/rd).iterdir()} == {'ckpt', 'log.jsonl', 'manifest.json', 'results', 'results.csv', 'results.csv.check'}  # no .lock
+    again = run(args, tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stdout.splitlines()[0].startswith(f'Reused the finished run in {rd}: its results were read back'), again.stdout[:500]
     bad = run([exe, '--method', 'sgd'], tmp_path)
     assert bad.returncode != 0
     assert 'Valid methods: zs-init-ce' in bad.stderr and 'Traceback' not in bad.stderr

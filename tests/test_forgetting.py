@@ -57,15 +57,22 @@ def test_cli_refuses_other_architectures(tmp_path):
         assert 'Traceback' not in r.stderr
 
 
-def test_equals_own_run(tmp_path):
-    "A checkpoint of one of our micro runs: the report's numbers are that run's own results for that checkpoint."
+def test_equals_own_run(tmp_path, capsys):
+    """A run with a non-default seed: a report on one of its checkpoint files (settings given) and a report on the run folder
+    (settings from its manifest, none given) are that run's own results, value for value."""
     rd = finetune(method='lp-init-ldifs', dataset='micro-colour', steps=4, ckpt_fractions=(0.0, 1.0), eval_datasets=DATASETS,
-                  out_dir=str(tmp_path/'runs'), device='cpu')
-    run = evaluate_run(rd, device='cpu')
-    run = run[run['step'] == 4].set_index(['dataset', 'split', 'metric'])['value']
+                  seed=3, out_dir=str(tmp_path/'runs'), device='cpu')
+    run = evaluate_run(rd, device='cpu').set_index(['step', 'dataset', 'split', 'metric'])['value']
+    own = {(d, s, m) for d in DATASETS for s in ('test', 'val10') for m in ('clf_top1', 'own_zs_top1')}   # the run's head: not in a report
     rep = forgetting_report(rd/'ckpt'/'step_000004.safetensors', 'micro-clip', DATASETS, tmp_path/'rep', task='micro-colour',
-                            device='cpu').set_index(['dataset', 'split', 'metric'])['value']
-    assert set(rep.index) == set(run.index) - {(d, s, 'clf_top1') for d in DATASETS for s in ('test', 'val10')}
-    pd.testing.assert_series_equal(rep.sort_index(), run[rep.index].sort_index(), check_exact=False, rtol=0, atol=1e-9)
-    whole = forgetting_report(rd, 'micro-clip', DATASETS, tmp_path/'rep_run', device='cpu')   # a run folder: its trajectory
+                            seed=3, device='cpu').set_index(['dataset', 'split', 'metric'])['value']
+    assert set(rep.index) == set(run[4].index) - own
+    pd.testing.assert_series_equal(rep.sort_index(), run[4][rep.index].sort_index(), check_exact=False, rtol=0, atol=1e-9)
+    capsys.readouterr()
+    whole = forgetting_report(rd, out_dir=tmp_path/'rep_run', device='cpu')   # a run folder: its trajectory, as the run evaluated it
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith(f'settings (run = from the manifest of {rd}') and 'seed 3 (run)' in first and 'task micro-colour (run)' in first, first
     assert sorted(whole['step'].unique()) == [0, 4] and set(whole['task']) == {'micro-colour'}
+    whole = whole.set_index(['step', 'dataset', 'split', 'metric'])['value']
+    assert set(whole.index) == {i for i in run.index if i[1:] not in own}
+    pd.testing.assert_series_equal(whole.sort_index(), run[whole.index].sort_index(), check_exact=False, rtol=0, atol=1e-9)
