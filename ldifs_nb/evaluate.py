@@ -614,21 +614,25 @@ class _Encoder:
         tag = f"lp-{_lp_tag(lp_protocol, lp_backend)}_seed{seed}_zs{zs}{_tag(self.precision)}"
         return encoder_cache(self.fp, self.root, self.cache_dir)/f'{cache_key(name)}_metrics_{self.size}_e{STORE_LAYOUT}_{tag}.json'
 
-    def metrics(self, name, head, lp_protocol, lp_backend, seed, emb=None) -> dict:
-        "ZS (with `head`) and LP scores on the test split, cached; `emb(split)` gives embeddings (default: `self.embeddings`)."
-        f = self.metrics_path(name, head, lp_protocol, lp_backend, seed)
-        if (out := _read_cache(f)) is not None: return out
-        emb = emb or (lambda s: self.embeddings(name, s))
-        e, y = {s: emb(s) for s in ('train', 'test')}, {s: self.split(name, s).labels for s in ('train', 'test')}
-        out = {}
-        if head is not None:                             # on the device: only the predictions come back
-            pred = (e['test'] @ torch.as_tensor(head, dtype=torch.float32, device=self.dev).T).argmax(1).cpu().numpy()
-            out |= {f'zs_{k}': v for k, v in accuracy_scores(pred, y['test']).items()}
-        lp = linear_probe(e['train'], y['train'], e['test'], y['test'], lp_protocol, lp_backend, seed,
-                          len(get_dataset(name).classnames), device=self.dev)
-        out |= {'lp_top1': lp.acc, 'lp_mean_recall': lp.mean_recall, LP_HPARAM[lp_protocol]: lp.hparam}
-        _write_cache(f, out)
-        return out
+    def metrics(self, names, heads, lp_protocol, lp_backend, seed, emb=None) -> dict:
+        """ZS (with `heads[name]`) and LP scores on the test split of each dataset in `names`, cached: {name: scores}.
+        `emb(name, split)` gives embeddings (default: `self.embeddings`); the probes of every dataset not cached are fitted together."""
+        out, todo = {}, {}
+        for name in names:
+            f = self.metrics_path(name, heads.get(name), lp_protocol, lp_backend, seed)
+            if (m := _read_cache(f)) is not None: out[name] = m; continue
+            e = {s: (emb or self.embeddings)(name, s) for s in ('train', 'test')}
+            y = {s: self.split(name, s).labels for s in ('train', 'test')}
+            m = {}
+            if (head := heads.get(name)) is not None:   # on the device: only the predictions come back
+                pred = (e['test'] @ torch.as_tensor(head, dtype=torch.float32, device=self.dev).T).argmax(1).cpu().numpy()
+                m |= {f'zs_{k}': v for k, v in accuracy_scores(pred, y['test']).items()}
+            todo[name] = (f, m, (e['train'], y['train'], e['test'], y['test'], len(get_dataset(name).classnames)))
+        probes = linear_probes([p for _, _, p in todo.values()], lp_protocol, lp_backend, seed, self.dev) if todo else []
+        for (name, (f, m, _)), lp in zip(todo.items(), probes):
+            m |= {'lp_top1': lp.acc, 'lp_mean_recall': lp.mean_recall, LP_HPARAM[lp_protocol]: lp.hparam}
+            _write_cache(f, m); out[name] = m
+        return {name: out[name] for name in names}
 
     def taps(self, name, split, norm, max_examples, need_emb: bool = True) -> np.ndarray:
         "Normalised taps (fp16 [rows, Σ T·D]) on the feature-distance rows of a split: cached, else one pass (embeddings too)."
@@ -646,7 +650,7 @@ def accuracies(visual: nn.Module, name: str, head, root=None, device='cpu', lp_p
     "ZS (if `head` is given) and LP top-1 / mean recall (percent) of `visual` on the test split of `name`, cached."
     dev = resolve_device(device)
     return _Encoder(visual, root, cache_dir, dev, resolve_precision(precision, dev), batch_size, fingerprint).metrics(
-        name, head, lp_protocol, lp_backend, seed)
+        [name], {name: head}, lp_protocol, lp_backend, seed)[name]
 
 def reference_accuracies(ref: nn.Module, name: str, model: nn.Module, tokenizer, root=None, device='cpu',
                          lp_protocol: str = 'adamw', lp_backend: str = 'torch', seed: int = 0) -> dict:
@@ -659,37 +663,39 @@ def evaluate_checkpoint(visual: nn.Module, datasets: Sequence[str], ref: nn.Modu
                         fd_examples: int | None = 2000, heads: dict | None = None, cache_dir=None, ref_cache_dir=None,
                         precision: str = 'auto', batch_size: int = 256) -> pd.DataFrame:
     "Tidy table (dataset, split, metric, value): ZS/LP accuracy, Δ vs `ref` (Eq. 2), feature and parameter distances."
-    def head_of(n):
-        if heads is not None and n in heads: return heads[n]
-        return dataset_head(model, tokenizer, n) if model is not None else None
     check_name(norm, NORMS, 'feature normalisation')
+    for n in datasets: get_dataset(n)
+    heads = {n: heads[n] if heads is not None and n in heads else dataset_head(model, tokenizer, n) if model is not None else None
+             for n in datasets}
     dev = resolve_device(device); precision = resolve_precision(precision, dev)
     me = _Encoder(visual, root, cache_dir, dev, precision, batch_size)
     r = _Encoder(ref, root, ref_cache_dir, dev, precision, batch_size) if ref is not None else None
     if r is not None and r.fp == me.fp: me = r          # the reference itself: its shared cache
     lp = (lp_protocol, lp_backend, seed)
+    splits = {n: ('train', 'test') if n == task else ('test',) for n in datasets} if r is not None else {}
+    rows_of = lambda n, s: fd_rows(len(me.split(n, s)), fd_examples)
+    dist, r0 = {}, {}
+    if r is not None:                                    # the reference: scores and taps, each computed once and cached;
+        for n in datasets:                               # its taps come with the pass that makes its embeddings (also when
+            fresh = not agree(r.metrics_path(n, heads[n], *lp).exists())   # `visual` is the reference: later checkpoints need them)
+            for s in splits[n]:
+                t = r.taps(n, s, norm, fd_examples, need_emb=fresh)
+                if me.fp != r.fp: dist[n, s] = _Distance(t, dev, norm)
+        r0 = r.metrics(datasets, heads, *lp)
+    left = dict(dist)
+    def emb(n, s):                                       # the checkpoint: one pass per split gives embeddings and distance
+        d = left.pop((n, s), None)
+        return me.embeddings(n, s) if d is None else me.embeddings(n, s, rows_of(n, s), d)
+    accs = me.metrics(datasets, heads, *lp, emb=emb)     # (the probes of all datasets fitted together)
+    for (n, s), d in left.items(): me.embeddings(n, s, rows_of(n, s), d, need_emb=False)   # scores were cached: taps only
     rows = []
     for name in datasets:
-        get_dataset(name); head = head_of(name)
-        fd, dist = {}, {}
-        if r is not None:                                # the reference: scores and taps, each computed once and cached
-            fd = dict.fromkeys(('train', 'test') if name == task else ('test',), 0.)
-            fresh = not agree(r.metrics_path(name, head, *lp).exists())
-            if me.fp != r.fp: dist = {s: _Distance(r.taps(name, s, norm, fd_examples, need_emb=fresh), dev, norm) for s in fd}
-            r0 = r.metrics(name, head, *lp)
-        rows_of = lambda s: fd_rows(len(me.split(name, s)), fd_examples)
-        left = dict(dist)
-        def emb(s):                                      # the checkpoint: one pass per split gives embeddings and distance
-            d = left.pop(s, None)
-            return me.embeddings(name, s) if d is None else me.embeddings(name, s, rows_of(s), d)
-        acc = me.metrics(name, head, *lp, emb=emb)
-        for s, d in left.items(): me.embeddings(name, s, rows_of(s), d, need_emb=False)   # scores were cached: taps only
-        fd |= {s: d.mean() for s, d in dist.items()}
+        acc = dict(accs[name])
         if r is not None:
-            acc |= {'delta_zs': acc['zs_top1'] - r0['zs_top1']} if 'zs_top1' in acc else {}
-            acc |= {'delta_lp': acc['lp_top1'] - r0['lp_top1']}
+            acc |= {'delta_zs': acc['zs_top1'] - r0[name]['zs_top1']} if 'zs_top1' in acc else {}
+            acc |= {'delta_lp': acc['lp_top1'] - r0[name]['lp_top1']}
         rows += [dict(dataset=name, split='test', metric=k, value=float(v)) for k, v in acc.items() if k not in LP_HPARAM.values()]
-        rows += [dict(dataset=name, split=s, metric='feature_distance', value=float(v)) for s, v in fd.items()]
+        rows += [dict(dataset=name, split=s, metric='feature_distance', value=dist[name, s].mean() if (name, s) in dist else 0.)
+                 for s in splits.get(name, ())]
     if ref is not None: rows.append(dict(dataset=task or '-', split='-', metric='param_distance', value=param_distance(visual, ref)))
     return pd.DataFrame(rows, columns=['dataset', 'split', 'metric', 'value'])
-
