@@ -29,7 +29,7 @@ from .losses import ldifs_distance
 __all__ = ['PRECISIONS', 'EVAL_PRECISION', 'LP_PROTOCOLS', 'LP_LRS', 'LP_GRID', 'LP_BACKENDS', 'LP_STEPS', 'FD_SEED', 'LP_HPARAM',
            'resolve_precision', 'inference', 'sharded_evaluation', 'eval_world', 'gather_rows', 'all_sum', 'agree',
            'on_main', 'model_fingerprint', 'encoder_cache', 'embedding_path', 'embed', 'accuracy_scores',
-           'zeroshot_accuracy', 'ProbeResult', 'lp_head', 'linear_probe', 'param_distance', 'fd_rows',
+           'zeroshot_accuracy', 'ProbeResult', 'lp_head', 'linear_probes', 'linear_probe', 'param_distance', 'fd_rows',
            'feature_distance', 'concept_forgetting', 'dataset_head', 'taps_path', 'accuracies', 'reference_accuracies',
            'evaluate_checkpoint']
 
@@ -283,28 +283,60 @@ def _linear_init(k: int, d: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]
     W = nn.init.kaiming_uniform_(torch.empty(k, d), a=math.sqrt(5), generator=g)
     return W, nn.init.uniform_(torch.empty(k), -1 / math.sqrt(d), 1 / math.sqrt(d), generator=g)
 
+def _probe_groups(problems: Sequence[tuple], max_pad: float = 0.25) -> list[list[int]]:
+    "Indices of the (x, y, k, lrs) problems fitted together: same k, number of lrs, width and device; rows within `max_pad` of the group's largest."
+    key = lambda i: (problems[i][2], len(problems[i][3]), problems[i][0].shape[1], str(problems[i][0].device))
+    groups: list[list[int]] = []
+    for i in sorted(range(len(problems)), key=lambda i: (key(i), -len(problems[i][0]))):
+        g = groups[-1] if groups else None
+        if g and key(g[0]) == key(i) and len(problems[i][0]) >= (1 - max_pad) * len(problems[g[0]][0]): g.append(i)
+        else: groups.append([i])
+    return groups
+
 @torch.no_grad()
-def _fit_adamw(x: torch.Tensor, y: torch.Tensor, k: int, lrs: Sequence[float], seed: int = 0, steps: int = LP_STEPS,
-               weight_decay: float = 0.01, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
-    "One probe per lr, fitted together by full-batch AdamW on L2-normalised x [N, D]: (W [G, K, D], b [G, K])."
-    (n, d), G = x.shape, len(lrs)
-    x1 = torch.cat([x, x.new_ones(n, 1)], 1)           # bias = weight of a constant feature (AdamW is element-wise)
-    W0, b0 = _linear_init(k, d, seed)                  # every lr starts where a single-lr run with this seed would
-    P = torch.cat([W0, b0[:, None]], 1).to(x.device).repeat(G, 1)             # [G·K, D+1]: all probes, stacked
-    onehot = F.one_hot(y, k).to(x.dtype).repeat_interleave(G, 0)              # targets of the [N·G, K] logits
-    lr = torch.tensor(lrs, dtype=torch.float64, device=x.device).repeat_interleave(k)[:, None]   # per row of P
-    decay = (1 - lr * weight_decay).float()                                   # decoupled weight decay
-    m, v = torch.zeros_like(P), torch.zeros_like(P)
+def _fit_adamw_group(problems: Sequence[tuple], seed: int, steps: int, weight_decay: float, betas, eps):
+    "`_fit_adamw_many` for problems of one `_probe_groups` group: one [B, G·K, N] product per step for all of them."
+    B, (k, lrs0), dev = len(problems), problems[0][2:4], problems[0][0].device
+    G, d, n = len(lrs0), problems[0][0].shape[1], max(len(p[0]) for p in problems)
+    X = torch.zeros(B, n, d + 1, device=dev)           # bias = weight of a constant feature (AdamW is element-wise);
+    Y = torch.zeros(B, 1, k, n, device=dev)            # padded rows are all zeros: they add nothing to any gradient
+    for i, (x, y, *_) in enumerate(problems):
+        X[i, :len(x), :d], X[i, :len(x), d] = x, 1
+        Y[i, 0, y, torch.arange(len(y), device=dev)] = 1                       # one-hot targets, transposed [K, N]
+    rows = torch.tensor([len(p[0]) for p in problems], dtype=torch.float32, device=dev).view(B, 1, 1)
+    W0, b0 = _linear_init(k, d, seed)                  # every probe starts where a single-lr run with this seed would
+    P = torch.cat([W0, b0[:, None]], 1).to(dev).repeat(B, G, 1)                # [B, G·K, D+1]: all probes, stacked
+    lr = torch.tensor([p[3] for p in problems], dtype=torch.float64, device=dev).repeat_interleave(k, 1)[..., None]
+    decay = (1 - lr * weight_decay).float()                                    # decoupled weight decay, per row of P
+    m, v, L = torch.zeros_like(P), torch.zeros_like(P), torch.empty(B, G * k, n, device=dev)
+    L4, Xt = L.view(B, G, k, n), X.mT
     for t in range(1, steps + 1):
-        p = torch.softmax((x1 @ P.T).view(n * G, k), -1).sub_(onehot)         # dCE/dlogits, times n
-        g = p.view(n, G * k).T @ x1 / n                                       # the gradient of each probe's mean CE
-        P.mul_(decay)                                                         # torch.optim.AdamW's update, per-row lr:
+        torch.bmm(P, Xt, out=L)                                                # logits [B, G·K, N]: classes not innermost,
+        L4.sub_(L4.amax(2, keepdim=True)).exp_()                               # so the softmax over K is vectorised over N
+        L4.div_(L4.sum(2, keepdim=True)).sub_(Y)                               # dCE/dlogits, times n
+        g = torch.bmm(L, X).div_(rows)                                         # the gradient of each probe's mean CE
+        P.mul_(decay)                                                          # torch.optim.AdamW's update, per-row lr:
         m.lerp_(g, 1 - betas[0])
         v.mul_(betas[1]).addcmul_(g, g, value=1 - betas[1])
         step = (lr / (1 - betas[0] ** t)).float()
         P.addcdiv_(m, (v.sqrt() / math.sqrt(1 - betas[1] ** t)).add_(eps).div_(step), value=-1)
-    P = P.view(G, k, d + 1)
-    return P[..., :d].contiguous(), P[..., d].contiguous()
+    P = P.view(B, G, k, d + 1)
+    return [(P[i, ..., :d].contiguous(), P[i, ..., d].contiguous()) for i in range(B)]
+
+def _fit_adamw_many(problems: Sequence[tuple], seed: int = 0, steps: int = LP_STEPS, weight_decay: float = 0.01,
+                    betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    "Problems (x [N, D] L2-normalised, y [N], k, lrs), one probe per lr each, fitted by full-batch AdamW, grouped: [(W [G, K, D], b [G, K])]."
+    out = [None] * len(problems)
+    for idx in _probe_groups(problems):
+        grp = [problems[i] for i in idx]
+        with _threads_for(len(grp) * max(len(p[0]) for p in grp) * (grp[0][0].shape[1] + 1) * grp[0][2] * len(grp[0][3])):
+            for i, r in zip(idx, _fit_adamw_group(grp, seed, steps, weight_decay, betas, eps)): out[i] = r
+    return out
+
+def _fit_adamw(x: torch.Tensor, y: torch.Tensor, k: int, lrs: Sequence[float], seed: int = 0, steps: int = LP_STEPS,
+               weight_decay: float = 0.01, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
+    "One probe per lr, fitted together by full-batch AdamW on L2-normalised x [N, D]: (W [G, K, D], b [G, K])."
+    return _fit_adamw_many([(x, y, k, tuple(lrs))], seed, steps, weight_decay, betas, eps)[0]
 
 # %% ../nbs/06_evaluate.ipynb #bc144c8a
 class _Eigenbasis:
@@ -368,14 +400,15 @@ def _fit_sklearn(x: np.ndarray, y: np.ndarray, k: int, reg: float, seed: int = 0
     return torch.tensor(Wk, dtype=torch.float32), torch.tensor(bk, dtype=torch.float32)
 
 # %% ../nbs/06_evaluate.ipynb #0f53070f
-def _select_adamw(xs, ys, xv, yv, k, grid, seed, refit=None):
-    "Fit every lr on (xs, ys) in one batched run, pick on (xv, yv), refit on `refit` (None: the chosen fit is final)."
-    W, b = _fit_adamw(xs, ys, k, grid, seed)
-    val = [accuracy_scores(p, yv.cpu().numpy())['top1'] for p in _predict(xv, W, b)]
-    i = _first_best(grid, val)
-    if refit is None: return W[i], b[i], grid[i], val
-    W, b = _fit_adamw(*refit, k, grid[i:i + 1], seed)
-    return W[0], b[0], grid[i], val
+def _select_adamw(probs, grid, seed):
+    "Problems (xs, ys, xv, yv, k, refit): every lr of every problem in one grouped run, pick on (xv, yv), all refits (on `refit`; None: the chosen fit is final) in another."
+    fits = _fit_adamw_many([(xs, ys, k, grid) for xs, ys, _, _, k, _ in probs], seed)
+    val = [[accuracy_scores(p, yv.cpu().numpy())['top1'] for p in _predict(xv, W, b)] for (W, b), (_, _, xv, yv, _, _) in zip(fits, probs)]
+    best = [_first_best(grid, v) for v in val]
+    todo = [j for j, p in enumerate(probs) if p[5] is not None]
+    refits = dict(zip(todo, _fit_adamw_many([(*probs[j][5], probs[j][4], grid[best[j]:best[j] + 1]) for j in todo], seed)))
+    return [(*(tuple(t[0] for t in refits[j]) if j in refits else (W[i], b[i])), grid[i], val[j])
+            for j, ((W, b), i) in enumerate(zip(fits, best))]
 
 def _select_l2(xs, ys, xv, yv, k, grid, seed, backend, refit=None):
     "Fit every L on (xs, ys), pick on (xv, yv), refit on `refit` (None: on (xs, ys) to the refit tolerance)."
@@ -398,36 +431,55 @@ def _select_l2(xs, ys, xv, yv, k, grid, seed, backend, refit=None):
     W, b = full.to_original(*_fit_torch(full, Y, k, L, full.from_original(*sol[L])))
     return W, b, L, val
 
-def _select_and_fit(x, y, k: int, protocol: str, backend: str, seed: int, grid, device, xv=None, yv=None):
-    "The protocol: choose the hyper-parameter on (xv, yv) — or on the seeded 90/10 split of (x, y) — and refit on (x, y)."
+def _select_and_fit(items, protocol: str, backend: str, seed: int, grid, device) -> list[tuple]:
+    """The protocol for each item (x, y, k, xv, yv): choose the hyper-parameter on (xv, yv) — or on the seeded 90/10
+    split of (x, y) — and refit on (x, y). `adamw`: the fits of all items run together. [(W, b, hparam, {hparam: val acc})]."""
     _check_protocol(protocol, backend)
-    if (xv is None) != (yv is None): raise ValueError("Give both val_emb and val_y, or neither")
     grid = tuple(grid or (LP_LRS if protocol == 'adamw' else LP_GRID))
-    dev = _probe_device(device, x, y, xv, yv)
-    x, y = _features(x, dev), _labels(y, dev)
-    if xv is None:                             # LP evaluation: choose on 90/10 of train, refit on all of it
-        tr, va = (torch.as_tensor(i, device=dev) for i in xval_indices(len(y), seed))
-        args, refit = (x[tr], y[tr], x[va], y[va]), (x, y)
-    else:                                      # LP-init head: choose on the given val, the fit on train is final
-        args, refit = (x, y, _features(xv, dev), _labels(yv, dev)), None
-    with _threads_for(x.numel() * k * (len(grid) if protocol == 'adamw' else 1)):
-        if protocol == 'adamw': W, b, h, val = _select_adamw(*args, k, grid, seed, refit)
-        else: W, b, h, val = _select_l2(*args, k, grid, seed, backend, refit)
-    return W.cpu(), b.cpu(), h, dict(zip(grid, val))
+    probs = []
+    for x, y, k, xv, yv in items:
+        if (xv is None) != (yv is None): raise ValueError("Give both val_emb and val_y, or neither")
+        dev = _probe_device(device, x, y, xv, yv)
+        x, y = _features(x, dev), _labels(y, dev)
+        if xv is None:                         # LP evaluation: choose on 90/10 of train, refit on all of it
+            tr, va = (torch.as_tensor(i, device=dev) for i in xval_indices(len(y), seed))
+            probs.append((x[tr], y[tr], x[va], y[va], k, (x, y)))
+        else:                                  # LP-init head: choose on the given val, the fit on train is final
+            probs.append((x, y, _features(xv, dev), _labels(yv, dev), k, None))
+    if protocol == 'adamw': out = _select_adamw(probs, grid, seed)
+    else:
+        out = []
+        for xs, ys, xv, yv, k, refit in probs:
+            with _threads_for((len(xs) if refit is None else len(refit[0])) * xs.shape[1] * k):
+                out.append(_select_l2(xs, ys, xv, yv, k, grid, seed, backend, refit))
+    return [(W.cpu(), b.cpu(), h, dict(zip(grid, val))) for W, b, h, val in out]
 
 def lp_head(train_emb, train_y, val_emb=None, val_y=None, protocol: str = 'adamw', backend: str = 'torch', seed: int = 0,
             n_classes: int | None = None, device=None, grid: Sequence[float] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     "The LP head (W [K, D], b [K], on L2-normalised features), e.g. to initialise LP-init fine-tuning."
     k = _n_classes(n_classes, train_y, val_y)
-    W, b, _, _ = _select_and_fit(train_emb, train_y, k, protocol, backend, seed, grid, device, val_emb, val_y)
+    W, b, _, _ = _select_and_fit([(train_emb, train_y, k, val_emb, val_y)], protocol, backend, seed, grid, device)[0]
     return W, b
+
+def linear_probes(problems: Sequence[tuple], protocol: str = 'adamw', backend: str = 'torch', seed: int = 0, device=None,
+                  grid: Sequence[float] | None = None) -> list[ProbeResult]:
+    "`linear_probe` for several problems (train_emb, train_y, test_emb, test_y, n_classes or None) at once: for `adamw` their fits run together."
+    ks = [_n_classes(n, ytr, yte) for _, ytr, _, yte, n in problems]
+    fits = _select_and_fit([(xtr, ytr, k, None, None) for (xtr, ytr, *_), k in zip(problems, ks)], protocol, backend, seed, grid, device)
+    out = []
+    for (_, _, xte, yte, _), (W, b, h, val) in zip(problems, fits):
+        r = accuracy_scores(_predict(_features(xte, W.device), W, b), _labels(yte, 'cpu').numpy())
+        out.append(ProbeResult(r['top1'], r['mean_recall'], W, b, protocol, h, val, backend))
+    return out
 
 def linear_probe(train_emb, train_y, test_emb, test_y, protocol: str = 'adamw', backend: str = 'torch', seed: int = 0,
                  n_classes: int | None = None, device=None, grid: Sequence[float] | None = None,
                  val_emb=None, val_y=None) -> ProbeResult:
     "LP test accuracy: choose the hyper-parameter on 90/10 of train (or on `val_emb`), refit on train, score on test."
+    if val_emb is None and val_y is None:
+        return linear_probes([(train_emb, train_y, test_emb, test_y, n_classes)], protocol, backend, seed, device, grid)[0]
     k = _n_classes(n_classes, train_y, test_y, val_y)
-    W, b, h, val = _select_and_fit(train_emb, train_y, k, protocol, backend, seed, grid, device, val_emb, val_y)
+    W, b, h, val = _select_and_fit([(train_emb, train_y, k, val_emb, val_y)], protocol, backend, seed, grid, device)[0]
     r = accuracy_scores(_predict(_features(test_emb, W.device), W, b), _labels(test_y, 'cpu').numpy())
     return ProbeResult(r['top1'], r['mean_recall'], W, b, protocol, h, val, backend)
 
@@ -562,21 +614,25 @@ class _Encoder:
         tag = f"lp-{_lp_tag(lp_protocol, lp_backend)}_seed{seed}_zs{zs}{_tag(self.precision)}"
         return encoder_cache(self.fp, self.root, self.cache_dir)/f'{cache_key(name)}_metrics_{self.size}_e{STORE_LAYOUT}_{tag}.json'
 
-    def metrics(self, name, head, lp_protocol, lp_backend, seed, emb=None) -> dict:
-        "ZS (with `head`) and LP scores on the test split, cached; `emb(split)` gives embeddings (default: `self.embeddings`)."
-        f = self.metrics_path(name, head, lp_protocol, lp_backend, seed)
-        if (out := _read_cache(f)) is not None: return out
-        emb = emb or (lambda s: self.embeddings(name, s))
-        e, y = {s: emb(s) for s in ('train', 'test')}, {s: self.split(name, s).labels for s in ('train', 'test')}
-        out = {}
-        if head is not None:                             # on the device: only the predictions come back
-            pred = (e['test'] @ torch.as_tensor(head, dtype=torch.float32, device=self.dev).T).argmax(1).cpu().numpy()
-            out |= {f'zs_{k}': v for k, v in accuracy_scores(pred, y['test']).items()}
-        lp = linear_probe(e['train'], y['train'], e['test'], y['test'], lp_protocol, lp_backend, seed,
-                          len(get_dataset(name).classnames), device=self.dev)
-        out |= {'lp_top1': lp.acc, 'lp_mean_recall': lp.mean_recall, LP_HPARAM[lp_protocol]: lp.hparam}
-        _write_cache(f, out)
-        return out
+    def metrics(self, names, heads, lp_protocol, lp_backend, seed, emb=None) -> dict:
+        """ZS (with `heads[name]`) and LP scores on the test split of each dataset in `names`, cached: {name: scores}.
+        `emb(name, split)` gives embeddings (default: `self.embeddings`); the probes of every dataset not cached are fitted together."""
+        out, todo = {}, {}
+        for name in names:
+            f = self.metrics_path(name, heads.get(name), lp_protocol, lp_backend, seed)
+            if (m := _read_cache(f)) is not None: out[name] = m; continue
+            e = {s: (emb or self.embeddings)(name, s) for s in ('train', 'test')}
+            y = {s: self.split(name, s).labels for s in ('train', 'test')}
+            m = {}
+            if (head := heads.get(name)) is not None:   # on the device: only the predictions come back
+                pred = (e['test'] @ torch.as_tensor(head, dtype=torch.float32, device=self.dev).T).argmax(1).cpu().numpy()
+                m |= {f'zs_{k}': v for k, v in accuracy_scores(pred, y['test']).items()}
+            todo[name] = (f, m, (e['train'], y['train'], e['test'], y['test'], len(get_dataset(name).classnames)))
+        probes = linear_probes([p for _, _, p in todo.values()], lp_protocol, lp_backend, seed, self.dev) if todo else []
+        for (name, (f, m, _)), lp in zip(todo.items(), probes):
+            m |= {'lp_top1': lp.acc, 'lp_mean_recall': lp.mean_recall, LP_HPARAM[lp_protocol]: lp.hparam}
+            _write_cache(f, m); out[name] = m
+        return {name: out[name] for name in names}
 
     def taps(self, name, split, norm, max_examples, need_emb: bool = True) -> np.ndarray:
         "Normalised taps (fp16 [rows, Σ T·D]) on the feature-distance rows of a split: cached, else one pass (embeddings too)."
@@ -594,7 +650,7 @@ def accuracies(visual: nn.Module, name: str, head, root=None, device='cpu', lp_p
     "ZS (if `head` is given) and LP top-1 / mean recall (percent) of `visual` on the test split of `name`, cached."
     dev = resolve_device(device)
     return _Encoder(visual, root, cache_dir, dev, resolve_precision(precision, dev), batch_size, fingerprint).metrics(
-        name, head, lp_protocol, lp_backend, seed)
+        [name], {name: head}, lp_protocol, lp_backend, seed)[name]
 
 def reference_accuracies(ref: nn.Module, name: str, model: nn.Module, tokenizer, root=None, device='cpu',
                          lp_protocol: str = 'adamw', lp_backend: str = 'torch', seed: int = 0) -> dict:
@@ -607,37 +663,39 @@ def evaluate_checkpoint(visual: nn.Module, datasets: Sequence[str], ref: nn.Modu
                         fd_examples: int | None = 2000, heads: dict | None = None, cache_dir=None, ref_cache_dir=None,
                         precision: str = 'auto', batch_size: int = 256) -> pd.DataFrame:
     "Tidy table (dataset, split, metric, value): ZS/LP accuracy, Δ vs `ref` (Eq. 2), feature and parameter distances."
-    def head_of(n):
-        if heads is not None and n in heads: return heads[n]
-        return dataset_head(model, tokenizer, n) if model is not None else None
     check_name(norm, NORMS, 'feature normalisation')
+    for n in datasets: get_dataset(n)
+    heads = {n: heads[n] if heads is not None and n in heads else dataset_head(model, tokenizer, n) if model is not None else None
+             for n in datasets}
     dev = resolve_device(device); precision = resolve_precision(precision, dev)
     me = _Encoder(visual, root, cache_dir, dev, precision, batch_size)
     r = _Encoder(ref, root, ref_cache_dir, dev, precision, batch_size) if ref is not None else None
     if r is not None and r.fp == me.fp: me = r          # the reference itself: its shared cache
     lp = (lp_protocol, lp_backend, seed)
+    splits = {n: ('train', 'test') if n == task else ('test',) for n in datasets} if r is not None else {}
+    rows_of = lambda n, s: fd_rows(len(me.split(n, s)), fd_examples)
+    dist, r0 = {}, {}
+    if r is not None:                                    # the reference: scores and taps, each computed once and cached;
+        for n in datasets:                               # its taps come with the pass that makes its embeddings (also when
+            fresh = not agree(r.metrics_path(n, heads[n], *lp).exists())   # `visual` is the reference: later checkpoints need them)
+            for s in splits[n]:
+                t = r.taps(n, s, norm, fd_examples, need_emb=fresh)
+                if me.fp != r.fp: dist[n, s] = _Distance(t, dev, norm)
+        r0 = r.metrics(datasets, heads, *lp)
+    left = dict(dist)
+    def emb(n, s):                                       # the checkpoint: one pass per split gives embeddings and distance
+        d = left.pop((n, s), None)
+        return me.embeddings(n, s) if d is None else me.embeddings(n, s, rows_of(n, s), d)
+    accs = me.metrics(datasets, heads, *lp, emb=emb)     # (the probes of all datasets fitted together)
+    for (n, s), d in left.items(): me.embeddings(n, s, rows_of(n, s), d, need_emb=False)   # scores were cached: taps only
     rows = []
     for name in datasets:
-        get_dataset(name); head = head_of(name)
-        fd, dist = {}, {}
-        if r is not None:                                # the reference: scores and taps, each computed once and cached
-            fd = dict.fromkeys(('train', 'test') if name == task else ('test',), 0.)
-            fresh = not agree(r.metrics_path(name, head, *lp).exists())
-            if me.fp != r.fp: dist = {s: _Distance(r.taps(name, s, norm, fd_examples, need_emb=fresh), dev, norm) for s in fd}
-            r0 = r.metrics(name, head, *lp)
-        rows_of = lambda s: fd_rows(len(me.split(name, s)), fd_examples)
-        left = dict(dist)
-        def emb(s):                                      # the checkpoint: one pass per split gives embeddings and distance
-            d = left.pop(s, None)
-            return me.embeddings(name, s) if d is None else me.embeddings(name, s, rows_of(s), d)
-        acc = me.metrics(name, head, *lp, emb=emb)
-        for s, d in left.items(): me.embeddings(name, s, rows_of(s), d, need_emb=False)   # scores were cached: taps only
-        fd |= {s: d.mean() for s, d in dist.items()}
+        acc = dict(accs[name])
         if r is not None:
-            acc |= {'delta_zs': acc['zs_top1'] - r0['zs_top1']} if 'zs_top1' in acc else {}
-            acc |= {'delta_lp': acc['lp_top1'] - r0['lp_top1']}
+            acc |= {'delta_zs': acc['zs_top1'] - r0[name]['zs_top1']} if 'zs_top1' in acc else {}
+            acc |= {'delta_lp': acc['lp_top1'] - r0[name]['lp_top1']}
         rows += [dict(dataset=name, split='test', metric=k, value=float(v)) for k, v in acc.items() if k not in LP_HPARAM.values()]
-        rows += [dict(dataset=name, split=s, metric='feature_distance', value=float(v)) for s, v in fd.items()]
+        rows += [dict(dataset=name, split=s, metric='feature_distance', value=dist[name, s].mean() if (name, s) in dist else 0.)
+                 for s in splits.get(name, ())]
     if ref is not None: rows.append(dict(dataset=task or '-', split='-', metric='param_distance', value=param_distance(visual, ref)))
     return pd.DataFrame(rows, columns=['dataset', 'split', 'metric', 'value'])
-
