@@ -324,7 +324,7 @@ _PURPOSE: list[str] = []   # what the work in progress is for (`progress_for`), 
 
 @contextlib.contextmanager
 def progress_for(purpose: str):
-    "Within the block, a bar's label ends with ' for <purpose>' (a caller names what a generic pass, e.g. an encoding, is for)."
+    "Within the block, a bar's label ends with ` for PURPOSE` (a caller names what a generic pass, e.g. an encoding, is for)."
     _PURPOSE.append(purpose)
     try: yield
     finally: _PURPOSE.pop()
