@@ -16,12 +16,12 @@ import ldifs_nb
 from .core import RESULT_COLUMNS, check_name
 from .data import PAPER_DATASETS
 from .losses import METHODS
-from .report import load_results, final, method_label
+from .report import load_results, final, method_label, markdown_table
 
 # %% auto #0
 __all__ = ['PAPER_CSV', 'REFERENCE_COLUMNS', 'KEY', 'PAPER_TABLES', 'TABLE1_TASKS', 'TABLE_METRICS', 'OTHERS', 'paper_reference',
            'paper_grid', 'as_results', 'ours_final', 'paper_comparison', 'reference_comparison', 'comparison_view',
-           'reference_view', 'markdown_table', 'with_values', 'folded', 'reproduce_command']
+           'reference_view', 'with_values', 'folded', 'reproduce_command']
 
 # %% ../nbs/14_paper.ipynb #5c8b0cc0
 PAPER_CSV = Path(ldifs_nb.__file__).parent/'assets'/'paper_reference.csv'
@@ -141,14 +141,6 @@ def reference_view(reference: pd.DataFrame) -> pd.DataFrame:
         t[f'{method_label(m)}, ours'] = [_fmt(o.get(d, np.nan), 'acc', '—') for d in t.index]
     t.index.name = 'dataset'
     return t
-
-def markdown_table(t: pd.DataFrame) -> str:
-    "A DataFrame (index included) as a markdown table."
-    idx = list(t.index.names) if t.index.nlevels > 1 else [t.index.name or '']
-    vals = lambda k: list(k) if isinstance(k, tuple) else [k]
-    lines = ['| ' + ' | '.join(idx + [str(c) for c in t.columns]) + ' |', '|' + '---|' * (len(idx) + t.shape[1])]
-    lines += ['| ' + ' | '.join([str(x) for x in vals(k)] + [str(x) for x in row]) + ' |' for k, row in zip(t.index, t.values)]
-    return '\n'.join(lines)
 
 # %% ../nbs/14_paper.ipynb #a8918cd3
 def with_values(view: pd.DataFrame, missing: str = '—') -> pd.DataFrame:

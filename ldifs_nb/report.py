@@ -20,8 +20,8 @@ from .losses import METHODS
 
 # %% auto #0
 __all__ = ['METHOD_STYLE', 'METRIC_LABELS', 'load_results', 'method_label', 'method_style', 'method_color', 'finish_figure',
-           'final', 'delta_table', 'plot_curves', 'forgetting_table', 'method_table', 'mark_best', 'plot_distances',
-           'sequence_forgetting']
+           'final', 'delta_table', 'plot_curves', 'forgetting_table', 'method_table', 'mark_best', 'markdown_table',
+           'plot_distances', 'sequence_forgetting']
 
 # %% ../nbs/10_report.ipynb #6611a4d8
 def load_results(folders: Sequence[str | Path] | str | Path) -> pd.DataFrame:
@@ -144,6 +144,14 @@ def mark_best(t: pd.DataFrame, higher: bool = True, fmt: str = '{:.1f}') -> pd.D
         best = r.max() if higher else r.min()
         return [('–' if pd.isna(x) else (f'**{fmt.format(x)}**' if x == best else fmt.format(x))) for x in r]
     return pd.DataFrame([row(r) for _, r in t.iterrows()], index=t.index, columns=t.columns)
+
+def markdown_table(t: pd.DataFrame) -> str:
+    "A DataFrame (index included) as a markdown table, e.g. `mark_best`'s strings so that the best values render in bold."
+    idx = list(t.index.names) if t.index.nlevels > 1 else [t.index.name or '']
+    vals = lambda k: list(k) if isinstance(k, tuple) else [k]
+    lines = ['| ' + ' | '.join(idx + [str(c) for c in t.columns]) + ' |', '|' + '---|' * (len(idx) + t.shape[1])]
+    lines += ['| ' + ' | '.join([str(x) for x in vals(k)] + [str(x) for x in row]) + ' |' for k, row in zip(t.index, t.values)]
+    return '\n'.join(lines)
 
 # %% ../nbs/10_report.ipynb #b0ef07b8
 def plot_distances(results: pd.DataFrame, task: str, title: str | None = None, caption: str | None = None) -> plt.Figure:

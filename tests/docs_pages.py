@@ -64,6 +64,10 @@ def stale_outputs(path: Path) -> list[str]:
 def documented_notebooks(nbs: Path = NBS) -> list[Path]:
     return sorted(p for p in nbs.glob('*.ipynb') if not p.name.startswith('_'))
 
+def page_name(src: Path) -> str:
+    "The page nbdev makes of a notebook: its name without the number prefix (`09_train.ipynb` -> `train.html`)."
+    return re.sub(r'^\d+[a-z]?_', '', src.stem) + '.html'
+
 def _cells(path: Path) -> list[dict]:
     return json.loads(Path(path).read_text())['cells']
 
@@ -140,7 +144,7 @@ def check_processed(nbs: Path, proc: Path) -> list[str]:
         if num: numbers[num.group(1)] = src.name
         p = proc/src.name
         if not p.exists(): problems.append(f'{src.name}: not processed'); continue
-        out = front_matter(p).get('output-file') or re.sub(r'^\d+[a-z]?_', '', src.stem) + '.html'
+        out = front_matter(p).get('output-file') or page_name(src)
         if out in names: problems.append(f'{src.name} and {names[out]} both become {out}')
         names[out] = src.name
         problems += lost_text(src, p)
@@ -174,7 +178,7 @@ def _squash(s: str) -> str:
 def check_rendered(nbs: Path, site: Path) -> list[str]:
     problems = []
     for src in documented_notebooks(nbs):
-        fm_out = re.sub(r'^\d+[a-z]?_', '', src.stem) + '.html'
+        fm_out = page_name(src)
         page = site/fm_out
         if not page.exists(): problems.append(f'{src.name}: no {fm_out}'); continue
         text = html_text(page.read_text())
