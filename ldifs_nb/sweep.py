@@ -16,12 +16,12 @@ import pandas as pd
 
 from .core import atomic_path, read_json, check_name, progress, folder_lock, verify_file, save_csv, CorruptFileError
 from .train import FinetuneConfig, resolve_config, run_dir, sequence_dir, read_manifest
-from .report import final
+from .report import final, load_results
 from . import config
 
 # %% auto #0
 __all__ = ['STATUS_COLUMNS', 'LAMBDA_GRID', 'Job', 'torchrun_argv', 'sweep_jobs', 'DevicePool', 'run_process', 'sweep',
-           'run_jobs', 'SubmititTask', 'slurm_executor', 'submit_jobs', 'best_lambda', 'select_lambda']
+           'run_jobs', 'SubmititTask', 'slurm_executor', 'submit_jobs', 'best_lambda', 'select_lambda', 'seed_study']
 
 # %% ../nbs/12_sweep.ipynb #045a4bd0
 @dataclass
@@ -290,3 +290,30 @@ def select_lambda(dataset: str, method: str = 'lp-init-ldifs', grid: Sequence[fl
                          f"logs in {root/'sweep_logs'}. Fix the cause and run again: finished λ runs are kept")
     if table['val_top1'].isna().all(): raise ValueError(f"No λ run has a validation accuracy; see {root/'sweep_status.csv'}")
     return best_lambda(table), table
+
+# %% ../nbs/12_sweep.ipynb #94681dc7
+def seed_study(methods: Sequence[str], datasets: Sequence[str], seeds: Sequence[int] = (0, 1, 2),
+               select: Sequence[str] = ('lp-init-ldifs',), grid: Sequence[float] = LAMBDA_GRID, out_dir: str = 'runs/seeds',
+               n_jobs: int | None = None, devices: Sequence[str] | None = None, **options) -> dict[str, pd.DataFrame]:
+    "`methods` × `datasets` × `seeds` at one λ, then the λ selection per dataset for `select` and those methods at the chosen λ; three tables."
+    for m in select: check_name(m, list(methods), 'method to select λ for (one of the study\'s methods)')
+    out, kw = Path(out_dir), dict(n_jobs=n_jobs, devices=devices)
+    status = sweep(methods, datasets, seeds=seeds, out_dir=str(out/'fixed'), **kw, **options)
+    if (status['status'] == 'failed').any(): raise ValueError(f"{int((status['status'] == 'failed').sum())} runs failed; see {out/'fixed'/'sweep_status.csv'}")
+    tables, again = [], []
+    for m in select:
+        for d in datasets:
+            best, t = select_lambda(d, m, grid, seed=seeds[0], out_dir=str(out/'select'/m/d), **kw, **options)
+            tables.append(t.assign(task=d, method=m, chosen=t['lam'] == best))
+            if best != resolve_config(method=m, dataset=d, **options).lam:
+                again += sweep_jobs([m], [d], seeds=seeds, **dict(options, lam=best, out_dir=str(out/'selected'/f'{best:g}')))
+    status = run_jobs(again, n_jobs, devices, out/'selected')
+    if (status['status'] == 'failed').any(): raise ValueError(f"runs at the chosen λ failed; see {out/'selected'/'sweep_status.csv'}")
+    lambdas = pd.concat(tables, ignore_index=True)[['task', 'method', 'lam', 'chosen', 'val_top1', 'test_top1', 'mean_delta_lp', 'mean_delta_zs']]
+    fixed = load_results(out/'fixed')
+    chosen = lambdas[lambdas['chosen']]
+    kept = [fixed[(fixed['task'] == r.task) & (fixed['method'] == r.method)] for r in chosen.itertuples()
+            if r.lam == resolve_config(method=r.method, dataset=r.task, **options).lam]
+    parts = [t for t in kept + [load_results(out/'selected')] if len(t)]
+    selected = pd.concat(parts, ignore_index=True) if parts else fixed.iloc[:0]
+    return dict(fixed=fixed, selected=selected, lambdas=lambdas)
