@@ -16,7 +16,7 @@ import ldifs_nb
 from .core import RESULT_COLUMNS, check_name
 from .data import PAPER_DATASETS
 from .losses import METHODS
-from .report import load_results, final, method_label, markdown_table
+from .report import load_results, final, method_label, markdown_table   # markdown_table: kept importable from here, where it lived before
 
 # %% auto #0
 __all__ = ['PAPER_CSV', 'REFERENCE_COLUMNS', 'KEY', 'PAPER_TABLES', 'TABLE1_TASKS', 'TABLE_METRICS', 'OTHERS', 'paper_reference',

@@ -300,20 +300,18 @@ def seed_study(methods: Sequence[str], datasets: Sequence[str], seeds: Sequence[
     out, kw = Path(out_dir), dict(n_jobs=n_jobs, devices=devices)
     status = sweep(methods, datasets, seeds=seeds, out_dir=str(out/'fixed'), **kw, **options)
     if (status['status'] == 'failed').any(): raise ValueError(f"{int((status['status'] == 'failed').sum())} runs failed; see {out/'fixed'/'sweep_status.csv'}")
-    tables, again = [], []
+    tables, again, reused = [], [], []
     for m in select:
         for d in datasets:
             best, t = select_lambda(d, m, grid, seed=seeds[0], out_dir=str(out/'select'/m/d), **kw, **options)
             tables.append(t.assign(task=d, method=m, chosen=t['lam'] == best))
-            if best != resolve_config(method=m, dataset=d, **options).lam:
-                again += sweep_jobs([m], [d], seeds=seeds, **dict(options, lam=best, out_dir=str(out/'selected'/f'{best:g}')))
+            if best == resolve_config(method=m, dataset=d, **options).lam: reused.append((d, m))   # the fixed runs are these runs
+            else: again += sweep_jobs([m], [d], seeds=seeds, **dict(options, lam=best, out_dir=str(out/'selected'/f'{best:g}')))
     status = run_jobs(again, n_jobs, devices, out/'selected')
     if (status['status'] == 'failed').any(): raise ValueError(f"runs at the chosen λ failed; see {out/'selected'/'sweep_status.csv'}")
     lambdas = pd.concat(tables, ignore_index=True)[['task', 'method', 'lam', 'chosen', 'val_top1', 'test_top1', 'mean_delta_lp', 'mean_delta_zs']]
     fixed = load_results(out/'fixed')
-    chosen = lambdas[lambdas['chosen']]
-    kept = [fixed[(fixed['task'] == r.task) & (fixed['method'] == r.method)] for r in chosen.itertuples()
-            if r.lam == resolve_config(method=r.method, dataset=r.task, **options).lam]
+    kept = [fixed[(fixed['task'] == d) & (fixed['method'] == m)] for d, m in reused]
     parts = [t for t in kept + [load_results(out/'selected')] if len(t)]
     selected = pd.concat(parts, ignore_index=True) if parts else fixed.iloc[:0]
     return dict(fixed=fixed, selected=selected, lambdas=lambdas)
