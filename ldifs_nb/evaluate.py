@@ -26,12 +26,12 @@ from .features import extract_features, tap_features, normalize_features, NORMS
 from .losses import ldifs_distance
 
 # %% auto #0
-__all__ = ['PRECISIONS', 'EVAL_PRECISION', 'LP_PROTOCOLS', 'LP_LRS', 'LP_GRID', 'LP_BACKENDS', 'LP_STEPS', 'FD_SEED', 'LP_HPARAM',
-           'resolve_precision', 'inference', 'sharded_evaluation', 'eval_world', 'gather_rows', 'all_sum', 'agree',
-           'on_main', 'model_fingerprint', 'encoder_cache', 'embedding_path', 'embed', 'accuracy_scores',
-           'zeroshot_accuracy', 'ProbeResult', 'lp_head', 'linear_probes', 'linear_probe', 'param_distance', 'fd_rows',
-           'feature_distance', 'concept_forgetting', 'dataset_head', 'taps_path', 'accuracies', 'reference_accuracies',
-           'evaluate_checkpoint']
+__all__ = ['PRECISIONS', 'EVAL_PRECISION', 'ECE_BINS', 'LP_PROTOCOLS', 'LP_LRS', 'LP_GRID', 'LP_BACKENDS', 'LP_STEPS', 'FD_SEED',
+           'LP_HPARAM', 'resolve_precision', 'inference', 'sharded_evaluation', 'eval_world', 'gather_rows', 'all_sum',
+           'agree', 'on_main', 'model_fingerprint', 'encoder_cache', 'embedding_path', 'embed', 'accuracy_scores',
+           'calibration_error', 'zeroshot_accuracy', 'ProbeResult', 'lp_head', 'linear_probes', 'linear_probe',
+           'param_distance', 'fd_rows', 'feature_distance', 'concept_forgetting', 'logit_scale_of', 'dataset_head',
+           'taps_path', 'accuracies', 'reference_accuracies', 'evaluate_checkpoint']
 
 # %% ../nbs/06_evaluate.ipynb #2e998b78
 def _write_cache(path: str | Path, data) -> Path:
@@ -212,6 +212,17 @@ def accuracy_scores(pred, labels) -> dict:
     rec = [np.mean(pred[labels == c] == c) for c in np.unique(labels)]
     return {'top1': 100 * float(np.mean(pred == labels)), 'mean_recall': 100 * float(np.mean(rec))}
 
+# %% ../nbs/06_evaluate.ipynb #72a42f5b
+ECE_BINS = 15   # the released ECELoss: 15 equal-width bins of the top-1 confidence
+
+def calibration_error(logits, labels, n_bins: int = ECE_BINS) -> float:
+    "Expected calibration error (percent) of logits [N, K] against labels [N]: top-1 confidence in `n_bins` equal-width bins."
+    z = logits if isinstance(logits, torch.Tensor) else torch.as_tensor(np.asarray(logits, np.float32))
+    conf, pred = z.float().softmax(-1).max(-1)
+    gap = conf.cpu().double() - (pred.cpu() == torch.as_tensor(np.asarray(labels)).long()).double()   # confidence − correct
+    bins = (conf.cpu().double() * n_bins).ceil().long().clamp(1, n_bins) - 1   # bin k holds (k/n, (k+1)/n]
+    return 100 * float(torch.zeros(n_bins, dtype=torch.float64).index_add_(0, bins, gap).abs().sum() / max(len(gap), 1))
+
 # %% ../nbs/06_evaluate.ipynb #0c74b4e7
 def zeroshot_accuracy(emb, labels, head) -> dict:
     "ZS top-1 and mean per-class recall (percent) from embeddings [N, D] and a head [K, D]."
@@ -236,6 +247,7 @@ class ProbeResult:
     hparam: float                             # the chosen lr (adamw) or L (l2, C = 1/L)
     val_acc: dict = field(default_factory=dict)  # hyper-parameter -> held-out accuracy (%)
     backend: str = 'torch'
+    ece: float = float('nan')                 # expected calibration error of the test logits (%)
 
     @property
     def lr(self) -> float | None: return self.hparam if self.protocol == 'adamw' else None
@@ -267,10 +279,14 @@ def _n_classes(n_classes: int | None, *ys) -> int:
     return n_classes or max(int(torch.as_tensor(np.asarray(y) if not isinstance(y, torch.Tensor) else y).max())
                             for y in ys if y is not None) + 1
 
+def _logits(x, W: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    "Logits of features x [N, D] under W [K, D] (or a stack [G, K, D], giving [G, N, K])."
+    x = x.to(W.device, torch.float32) if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x, np.float32), device=W.device)
+    return x @ W.mT + b.unsqueeze(-2)
+
 def _predict(x, W: torch.Tensor, b: torch.Tensor) -> np.ndarray:
     "Predicted classes of features x [N, D] under W [K, D] (or a stack [G, K, D], giving [G, N])."
-    x = x.to(W.device, torch.float32) if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x, np.float32), device=W.device)
-    return (x @ W.mT + b.unsqueeze(-2)).argmax(-1).cpu().numpy()
+    return _logits(x, W, b).argmax(-1).cpu().numpy()
 
 def _first_best(grid: Sequence[float], val: Sequence[float]) -> int:
     "Index of the best held-out accuracy, the first on ties (the released code's strict '>')."
@@ -466,11 +482,13 @@ def linear_probes(problems: Sequence[tuple], protocol: str = 'adamw', backend: s
     "`linear_probe` for several problems (train_emb, train_y, test_emb, test_y, n_classes or None) at once: for `adamw` their fits run together."
     ks = [_n_classes(n, ytr, yte) for _, ytr, _, yte, n in problems]
     fits = _select_and_fit([(xtr, ytr, k, None, None) for (xtr, ytr, *_), k in zip(problems, ks)], protocol, backend, seed, grid, device)
-    out = []
-    for (_, _, xte, yte, _), (W, b, h, val) in zip(problems, fits):
-        r = accuracy_scores(_predict(_features(xte, W.device), W, b), _labels(yte, 'cpu').numpy())
-        out.append(ProbeResult(r['top1'], r['mean_recall'], W, b, protocol, h, val, backend))
-    return out
+    return [_scored(xte, yte, W, b, protocol, h, val, backend) for (_, _, xte, yte, _), (W, b, h, val) in zip(problems, fits)]
+
+def _scored(xte, yte, W, b, protocol, h, val, backend) -> ProbeResult:
+    "A fitted probe's test accuracy, mean recall and calibration error."
+    z, y = _logits(_features(xte, W.device), W, b), _labels(yte, 'cpu').numpy()
+    r = accuracy_scores(z.argmax(-1).cpu().numpy(), y)
+    return ProbeResult(r['top1'], r['mean_recall'], W, b, protocol, h, val, backend, calibration_error(z, y))
 
 def linear_probe(train_emb, train_y, test_emb, test_y, protocol: str = 'adamw', backend: str = 'torch', seed: int = 0,
                  n_classes: int | None = None, device=None, grid: Sequence[float] | None = None,
@@ -480,8 +498,7 @@ def linear_probe(train_emb, train_y, test_emb, test_y, protocol: str = 'adamw', 
         return linear_probes([(train_emb, train_y, test_emb, test_y, n_classes)], protocol, backend, seed, device, grid)[0]
     k = _n_classes(n_classes, train_y, test_y, val_y)
     W, b, h, val = _select_and_fit([(train_emb, train_y, k, val_emb, val_y)], protocol, backend, seed, grid, device)[0]
-    r = accuracy_scores(_predict(_features(test_emb, W.device), W, b), _labels(test_y, 'cpu').numpy())
-    return ProbeResult(r['top1'], r['mean_recall'], W, b, protocol, h, val, backend)
+    return _scored(test_emb, test_y, W, b, protocol, h, val, backend)
 
 # %% ../nbs/06_evaluate.ipynb #5115b469
 @torch.no_grad()
@@ -544,6 +561,11 @@ def concept_forgetting(results: pd.DataFrame, reference: pd.DataFrame | None = N
 # %% ../nbs/06_evaluate.ipynb #34654bcc
 _HEADS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 LP_HPARAM = {'adamw': 'lp_lr', 'l2': 'lp_reg'}      # the metrics file's name for the chosen hyper-parameter
+
+def logit_scale_of(model: nn.Module | None) -> float:
+    "The scale of a CLIP model's zero-shot logits, `logit_scale.exp()` (100 for OpenAI's CLIP; 100 without a model)."
+    s = getattr(model, 'logit_scale', None)
+    return 100. if s is None else float(torch.as_tensor(s).detach().float().exp())
 
 def dataset_head(model: nn.Module, tokenizer, name: str) -> torch.Tensor:
     "The ZS head [K, D] of dataset `name` from `model`'s text tower (built once per model and dataset)."
@@ -620,17 +642,18 @@ class _Encoder:
         out, todo = {}, {}
         for name in names:
             f = self.metrics_path(name, heads.get(name), lp_protocol, lp_backend, seed)
-            if (m := _read_cache(f)) is not None: out[name] = m; continue
+            if (m := _read_cache(f)) is not None and 'lp_ece' in m: out[name] = m; continue   # (older caches: no ECE)
             e = {s: (emb or self.embeddings)(name, s) for s in ('train', 'test')}
             y = {s: self.split(name, s).labels for s in ('train', 'test')}
             m = {}
-            if (head := heads.get(name)) is not None:   # on the device: only the predictions come back
-                pred = (e['test'] @ torch.as_tensor(head, dtype=torch.float32, device=self.dev).T).argmax(1).cpu().numpy()
-                m |= {f'zs_{k}': v for k, v in accuracy_scores(pred, y['test']).items()}
+            if (head := heads.get(name)) is not None:   # the ZS logits (head scaled by the logit scale); on the device
+                z = e['test'] @ torch.as_tensor(head, dtype=torch.float32, device=self.dev).T
+                m |= {f'zs_{k}': v for k, v in accuracy_scores(z.argmax(1).cpu().numpy(), y['test']).items()}
+                m['zs_ece'] = calibration_error(z, y['test'])
             todo[name] = (f, m, (e['train'], y['train'], e['test'], y['test'], len(get_dataset(name).classnames)))
         probes = linear_probes([p for _, _, p in todo.values()], lp_protocol, lp_backend, seed, self.dev) if todo else []
         for (name, (f, m, _)), lp in zip(todo.items(), probes):
-            m |= {'lp_top1': lp.acc, 'lp_mean_recall': lp.mean_recall, LP_HPARAM[lp_protocol]: lp.hparam}
+            m |= {'lp_top1': lp.acc, 'lp_mean_recall': lp.mean_recall, 'lp_ece': lp.ece, LP_HPARAM[lp_protocol]: lp.hparam}
             _write_cache(f, m); out[name] = m
         return {name: out[name] for name in names}
 
@@ -647,7 +670,7 @@ class _Encoder:
 def accuracies(visual: nn.Module, name: str, head, root=None, device='cpu', lp_protocol: str = 'adamw',
                lp_backend: str = 'torch', seed: int = 0, fingerprint: str | None = None, cache_dir=None,
                precision: str = 'fp32', batch_size: int = 256) -> dict:
-    "ZS (if `head` is given) and LP top-1 / mean recall (percent) of `visual` on the test split of `name`, cached."
+    "ZS (if `head`, the ZS logits' weights [K, D], is given) and LP top-1, mean recall and ECE (percent) of `visual` on the test split of `name`, cached."
     dev = resolve_device(device)
     return _Encoder(visual, root, cache_dir, dev, resolve_precision(precision, dev), batch_size, fingerprint).metrics(
         [name], {name: head}, lp_protocol, lp_backend, seed)[name]
@@ -655,18 +678,19 @@ def accuracies(visual: nn.Module, name: str, head, root=None, device='cpu', lp_p
 def reference_accuracies(ref: nn.Module, name: str, model: nn.Module, tokenizer, root=None, device='cpu',
                          lp_protocol: str = 'adamw', lp_backend: str = 'torch', seed: int = 0) -> dict:
     "ZS/LP accuracies (percent) of the reference encoder on `name`, with ZS heads from `model`; cached on disk."
-    return accuracies(ref, name, dataset_head(model, tokenizer, name), root, device, lp_protocol, lp_backend, seed)
+    return accuracies(ref, name, logit_scale_of(model) * dataset_head(model, tokenizer, name), root, device, lp_protocol, lp_backend, seed)
 
 def evaluate_checkpoint(visual: nn.Module, datasets: Sequence[str], ref: nn.Module | None = None,
                         model: nn.Module | None = None, tokenizer=None, task: str | None = None, root=None,
                         device='cpu', lp_protocol: str = 'adamw', lp_backend: str = 'torch', seed: int = 0, norm: str = 'channel',
                         fd_examples: int | None = 2000, heads: dict | None = None, cache_dir=None, ref_cache_dir=None,
-                        precision: str = 'auto', batch_size: int = 256) -> pd.DataFrame:
-    "Tidy table (dataset, split, metric, value): ZS/LP accuracy, Δ vs `ref` (Eq. 2), feature and parameter distances."
+                        precision: str = 'auto', batch_size: int = 256, logit_scale: float | None = None) -> pd.DataFrame:
+    "Tidy table (dataset, split, metric, value): ZS/LP accuracy and ECE, Δ vs `ref` (Eq. 2), feature and parameter distances."
     check_name(norm, NORMS, 'feature normalisation')
     for n in datasets: get_dataset(n)
-    heads = {n: heads[n] if heads is not None and n in heads else dataset_head(model, tokenizer, n) if model is not None else None
-             for n in datasets}
+    scale = logit_scale if logit_scale is not None else logit_scale_of(model)   # ZS logits = scale · cosine similarity
+    heads = {n: scale * torch.as_tensor(heads[n]) if heads is not None and n in heads else
+                scale * dataset_head(model, tokenizer, n) if model is not None else None for n in datasets}
     dev = resolve_device(device); precision = resolve_precision(precision, dev)
     me = _Encoder(visual, root, cache_dir, dev, precision, batch_size)
     r = _Encoder(ref, root, ref_cache_dir, dev, precision, batch_size) if ref is not None else None

@@ -110,9 +110,10 @@ def _items(checkpoints, visual: nn.Module) -> list[dict]:
 
 # %% ../nbs/15_forgetting.ipynb #d0bbcdc0
 def summary_markdown(results: pd.DataFrame) -> str:
-    "Markdown table of the last checkpoint of each label: A_ZS, Δ_ZS, A_LP, Δ_LP and the test feature distance per dataset."
+    "Markdown table of the last checkpoint of each label: A_ZS, Δ_ZS, A_LP, Δ_LP, the test feature distance and the ECEs per dataset."
     last = results[results['step'] == results.groupby('method')['step'].transform('max')]
-    cols = [('zs_top1', 'A_ZS'), ('delta_zs', 'Δ_ZS'), ('lp_top1', 'A_LP'), ('delta_lp', 'Δ_LP'), ('feature_distance', 'd_feat (test)')]
+    cols = [('zs_top1', 'A_ZS'), ('delta_zs', 'Δ_ZS'), ('lp_top1', 'A_LP'), ('delta_lp', 'Δ_LP'), ('feature_distance', 'd_feat (test)'),
+            ('zs_ece', 'ECE_ZS'), ('lp_ece', 'ECE_LP')]
     lines = []
     for label, g in last.groupby('method', sort=False):
         v = g[g['split'] == 'test'].pivot_table(index='dataset', columns='metric', values='value', sort=False)
@@ -122,10 +123,11 @@ def summary_markdown(results: pd.DataFrame) -> str:
             cell = lambda m: ('–' if m not in row or pd.isna(row[m]) else f"{row[m]:+.1f}" if m.startswith('delta') else
                               f"{row[m]:.4g}" if m == 'feature_distance' else f"{row[m]:.1f}")
             lines.append(f"| {d} | " + ' | '.join(cell(m) for m, _ in cols) + ' |')
-        for m, c in cols[1::2]:
-            if m in v: lines.append(f"| **mean** {c} | " + ' | '.join(f"{v[m].mean():+.2f}" if k == m else '' for k, _ in cols) + ' |')
+        for m, c in cols:
+            if m.startswith('delta') and m in v: lines.append(f"| **mean** {c} | " + ' | '.join(f"{v[m].mean():+.2f}" if k == m else '' for k, _ in cols) + ' |')
         lines.append('')
-    return '\n'.join(lines) + 'Accuracies in percent, Δ in points against the base model (paper Eq. 2; negative = forgetting).\n'
+    return '\n'.join(lines) + ('Accuracies and expected calibration errors (ECE, 15 bins) in percent, Δ in points against the base model '
+                                '(paper Eq. 2; negative = forgetting).\n')
 
 def plot_forgetting(results: pd.DataFrame) -> plt.Figure:
     "Δ_ZS and Δ_LP (points) per dataset against the checkpoints' fraction of fine-tuning; one line per dataset and label."

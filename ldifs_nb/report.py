@@ -21,7 +21,7 @@ from .losses import METHODS
 # %% auto #0
 __all__ = ['METHOD_STYLE', 'METRIC_LABELS', 'load_results', 'method_label', 'method_style', 'method_color', 'finish_figure',
            'final', 'delta_table', 'plot_curves', 'forgetting_table', 'method_table', 'mark_best', 'markdown_table',
-           'plot_distances', 'sequence_forgetting']
+           'seed_table', 'compare', 'plot_distances', 'sequence_forgetting']
 
 # %% ../nbs/10_report.ipynb #6611a4d8
 def load_results(folders: Sequence[str | Path] | str | Path) -> pd.DataFrame:
@@ -58,7 +58,8 @@ def method_color(name: str) -> str:
     return method_style(name)['color']
 
 METRIC_LABELS = {'delta_lp': 'Δ_LP (points)', 'delta_zs': 'Δ_ZS (points)', 'lp_top1': 'LP accuracy (%)',
-                 'zs_top1': 'ZS accuracy (%)', 'clf_top1': 'classifier accuracy (%)'}
+                 'zs_top1': 'ZS accuracy (%)', 'clf_top1': 'classifier accuracy (%)',
+                 'zs_ece': 'ZS ECE (%)', 'lp_ece': 'LP ECE (%)', 'clf_ece': 'classifier ECE (%)'}
 
 def finish_figure(fig: plt.Figure, title: str, caption: str) -> plt.Figure:
     "Title on top, one legend of the methods outside the axes (right), a caption sentence underneath."
@@ -116,20 +117,24 @@ def plot_curves(results: pd.DataFrame, metric: str = 'delta_lp', task: str | Non
     return finish_figure(fig, title, caption)
 
 # %% ../nbs/10_report.ipynb #7dc789b8
-def forgetting_table(results: pd.DataFrame) -> pd.DataFrame:
-    "Per (task, method), final models: mean Δ_ZS / Δ_LP over the other datasets, A_LP and classifier accuracy on the task."
+def forgetting_table(results: pd.DataFrame, by: Sequence[str] = ('task', 'method')) -> pd.DataFrame:
+    """Per (task, method) — or per `by`, e.g. with 'seed' — final models: mean Δ_ZS / Δ_LP and mean ZS / LP ECE over the
+    other datasets, A_LP, classifier accuracy and ECE on the task (seeds not in `by` are averaged first)."""
     f = final(results)
     f = f[(f['stage'] == 1) & (f['split'].isin(['test']))]
-    rows = []
-    for (task, method), g in f.groupby(['task', 'method']):
+    by, rows = list(by), []
+    for key, g in f.groupby(by):
+        ids = dict(zip(by, key if isinstance(key, tuple) else (key,)))
+        task = ids['task']
         v = g.pivot_table(index='dataset', columns='metric', values='value', aggfunc='mean')
         others = [d for d in v.index if d != task]
         get = lambda d, m: v.loc[d, m] if (d in v.index and m in v.columns) else np.nan
-        rows.append({'task': task, 'method': method,
-                     'mean_delta_zs': float(np.mean([get(d, 'delta_zs') for d in others])) if others else np.nan,
-                     'mean_delta_lp': float(np.mean([get(d, 'delta_lp') for d in others])) if others else np.nan,
-                     'task_lp_top1': get(task, 'lp_top1'), 'task_clf_top1': get(task, 'clf_top1')})
-    return pd.DataFrame(rows, columns=['task', 'method', 'mean_delta_zs', 'mean_delta_lp', 'task_lp_top1', 'task_clf_top1'])
+        mean = lambda m: float(np.mean([get(d, m) for d in others])) if others else np.nan
+        rows.append(ids | {'mean_delta_zs': mean('delta_zs'), 'mean_delta_lp': mean('delta_lp'),
+                           'task_lp_top1': get(task, 'lp_top1'), 'task_clf_top1': get(task, 'clf_top1'),
+                           'mean_zs_ece': mean('zs_ece'), 'mean_lp_ece': mean('lp_ece'), 'task_clf_ece': get(task, 'clf_ece')})
+    return pd.DataFrame(rows, columns=by + ['mean_delta_zs', 'mean_delta_lp', 'task_lp_top1', 'task_clf_top1',
+                                            'mean_zs_ece', 'mean_lp_ece', 'task_clf_ece'])
 
 def method_table(table: pd.DataFrame, column: str, methods: Sequence[str] | None = None) -> pd.DataFrame:
     "Tasks × methods (paper's order and labels) of one column of `forgetting_table`; missing runs are NaN."
@@ -152,6 +157,35 @@ def markdown_table(t: pd.DataFrame) -> str:
     lines = ['| ' + ' | '.join(idx + [str(c) for c in t.columns]) + ' |', '|' + '---|' * (len(idx) + t.shape[1])]
     lines += ['| ' + ' | '.join([str(x) for x in vals(k)] + [str(x) for x in row]) + ' |' for k, row in zip(t.index, t.values)]
     return '\n'.join(lines)
+
+# %% ../nbs/10_report.ipynb #21f58394
+def _seed_frame(table: pd.DataFrame, column: str, methods: Sequence[str] | None = None) -> pd.DataFrame:
+    "Seeds × (task, method) of one column of a per-seed `forgetting_table`, with the tasks' average as task 'average'."
+    w = table.pivot_table(index='seed', columns=['task', 'method'], values=column)
+    avg = w.T.groupby(level='method').mean().T      # per seed: the mean over tasks (NaN if a task is missing in that seed)
+    avg = avg.where(w.T.groupby(level='method').count().T == w.columns.get_level_values('task').nunique())
+    avg.columns = pd.MultiIndex.from_product([['average'], avg.columns], names=['task', 'method'])
+    return pd.concat([w, avg], axis=1)
+
+def seed_table(table: pd.DataFrame, column: str, methods: Sequence[str] | None = None, digits: int = 2) -> pd.DataFrame:
+    "Tasks (+ 'average') × methods (paper's labels) of `column`: 'mean ± SE' over seeds (n in the column names if it varies)."
+    w = _seed_frame(table, column)
+    mean, se, n = w.mean(), w.std(ddof=1) / np.sqrt(w.count()), w.count()
+    cell = lambda k: '–' if n[k] == 0 else f"{mean[k]:+.{digits}f} ± {se[k]:.{digits}f}" if n[k] > 1 else f"{mean[k]:+.{digits}f}"
+    methods = [m for m in (methods or METHODS) if m in set(table['method'])]
+    tasks = [t for t in dict.fromkeys(w.columns.get_level_values('task'))]
+    out = pd.DataFrame({method_label(m): [cell((t, m)) if (t, m) in n.index else '–' for t in tasks] for m in methods}, index=tasks)
+    out.index.name = f"task (mean ± SE over {int(n.max())} seeds)"
+    return out
+
+def compare(table: pd.DataFrame, column: str, a: str, b: str, task: str = 'average') -> dict:
+    """Is `column` higher for method `a` than for `b` on `task` ('average': the tasks' mean)? Paired by seed:
+    mean and SE of a − b, n, and the verdict 'holds' (> +2 SE), 'does not hold' (< −2 SE) or 'not resolved'."""
+    w = _seed_frame(table, column)
+    d = (w[(task, a)] - w[(task, b)]).dropna()
+    mean, se = float(d.mean()), float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float('nan')
+    verdict = 'not resolved' if not se == se else 'holds' if mean > 2 * se else 'does not hold' if mean < -2 * se else 'not resolved'
+    return dict(task=task, a=a, b=b, column=column, diff=mean, se=se, n=len(d), verdict=verdict)
 
 # %% ../nbs/10_report.ipynb #b0ef07b8
 def plot_distances(results: pd.DataFrame, task: str, title: str | None = None, caption: str | None = None) -> plt.Figure:

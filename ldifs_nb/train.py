@@ -534,7 +534,7 @@ def finetune_sequence(tasks: Sequence[str], method: str | None = None, anchor: s
     return root
 
 # %% ../nbs/09_train.ipynb #181a17fa
-from .evaluate import model_fingerprint, on_main, agree, sharded_evaluation, _read_cache
+from .evaluate import model_fingerprint, on_main, agree, sharded_evaluation, _read_cache, calibration_error, logit_scale_of
 
 def _drop_if_empty(folder: Path) -> None:
     if folder.is_dir() and not any(folder.iterdir()): folder.rmdir()
@@ -554,7 +554,7 @@ def evaluate_run(rd: str | Path, device: str = 'auto', data_root: str | None = N
     dev = resolve_device(device)
     clip_model, _, tok = load_clip(cfg.model, cfg.pretrained, device=dev, quick_gelu=cfg.quick_gelu)
     base = clip_model.visual.eval()
-    fp_base = model_fingerprint(base)
+    fp_base, scale = model_fingerprint(base), logit_scale_of(clip_model)
     (rd/'results').mkdir(exist_ok=True)
     frames = []
     bar = progress(checkpoint_states(rd), total=len(man['checkpoints']),
@@ -574,13 +574,15 @@ def evaluate_run(rd: str | Path, device: str = 'auto', data_root: str | None = N
             W, b = state['head.weight'], state.get('head.bias', torch.zeros(len(state['head.weight'])))
         else:
             ft = copy.deepcopy(clip_model); ft.load_state_dict(st['clip'])
-            W, b = zeroshot_head(ft, tok, spec.classnames, spec.templates), torch.zeros(len(spec.classnames))
+            W, b = scale * zeroshot_head(ft, tok, spec.classnames, spec.templates), torch.zeros(len(spec.classnames))   # FLYP's logits
         extra = []
         for split in ('test', 'val10'):  # val10: the held-out split that λ is selected on
             labels = load_split(cfg.dataset, split, data_root, image_size_of(visual)).labels
             emb = torch.as_tensor(embed(visual, cfg.dataset, split, data_root, device=dev, cache_dir=cache, fingerprint=fp, precision=precision))
-            acc = 100 * float(((emb @ W.T + b).argmax(1).numpy() == labels).mean())
+            z = emb @ W.T + b                                        # the classifier's logits (CE heads carry their scale)
+            acc = 100 * float((z.argmax(1).numpy() == labels).mean())
             extra.append((split, 'clf_top1', acc))
+            if split == 'test': extra.append((split, 'clf_ece', calibration_error(z, labels)))
             if m.objective != 'ce' and split == 'test': extra.append((split, 'own_zs_top1', acc))
         df = pd.concat([df, pd.DataFrame([{'dataset': cfg.dataset, 'split': sp, 'metric': k, 'value': v} for sp, k, v in extra])])
         df = df.assign(task=task or cfg.dataset, method=cfg.method, seed=cfg.seed, stage=stage, step=step, fraction=frac)[RESULT_COLUMNS]
