@@ -16,24 +16,25 @@ def main(a):
     data = out/'data'; data.mkdir(parents=True, exist_ok=True)
     os.environ['LDIFS_DATA'] = str(data)                  # an empty data root, before ldifs_nb reads it
     from ldifs_nb.losses import METHODS
-    from ldifs_nb.sweep import sweep, select_lambda
+    from ldifs_nb.sweep import run_jobs, sweep_jobs, select_lambda
     from ldifs_nb.report import load_results
     TASKS, SEQUENCE = ['micro-position', 'micro-digit', 'micro-shape'], ['micro-position', 'micro-digit']   # as on the page
     SEQ_METHODS = ['zs-init-ce', 'lp-init-ce', 'lp-init-ldifs']
-    common = dict(seeds=[0], n_jobs=2, out_dir=str(out/'runs'/'micro'), ckpt_fractions=(0.0, 0.5, 1.0), device='cpu')
+    opts = dict(out_dir=str(out/'runs'/'micro'), ckpt_fractions=(0.0, 0.5, 1.0), device='cpu')
     load = [os.getloadavg()[0]]
     t0 = time.perf_counter()
-    print(sweep(list(METHODS), TASKS, **common).to_string()); t1 = time.perf_counter(); load.append(os.getloadavg()[0])
-    print(sweep(SEQ_METHODS, sequences=[SEQUENCE], **common).to_string()); t2 = time.perf_counter(); load.append(os.getloadavg()[0])
+    jobs = sweep_jobs(list(METHODS), TASKS, seeds=[0], **opts) + sweep_jobs(SEQ_METHODS, sequences=[SEQUENCE], seeds=[0], **opts)
+    print(run_jobs(jobs, n_jobs=2, status_dir=out/'runs'/'micro').to_string())   # one pool: the sequences start first
+    t2 = time.perf_counter(); load.append(os.getloadavg()[0])
     res = load_results(str(out/'runs'/'micro'))
     res.to_csv(out/'results.csv', index=False)
     if a.results: Path(a.results).parent.mkdir(parents=True, exist_ok=True); res.to_csv(a.results, index=False)
-    print(f"24 runs: {t1 - t0:.0f} s; 3 sequences: {t2 - t1:.0f} s; the study: {t2 - t0:.0f} s = {(t2 - t0) / 60:.1f} min "
-          f"(load average (1 min) at start / after the runs / at the end: {' / '.join(f'{x:.1f}' for x in load)}; "
+    print(f"24 runs and 3 sequences: {t2 - t0:.0f} s = {(t2 - t0) / 60:.1f} min "
+          f"(load average (1 min) at start / at the end: {' / '.join(f'{x:.1f}' for x in load)}; "
           f"{os.cpu_count()} cores); {len(res):,} result rows")
     if a.lambda_csv:
         t3 = time.perf_counter()
-        best, lam_table = select_lambda('micro-position', 'lp-init-ldifs', out_dir=common['out_dir'], n_jobs=2, device='cpu')
+        best, lam_table = select_lambda('micro-position', 'lp-init-ldifs', out_dir=opts['out_dir'], n_jobs=2, device='cpu')
         lam_table.to_csv(a.lambda_csv, index=False)
         print(f"λ selection: {time.perf_counter() - t3:.0f} s, λ = {best}; load average {os.getloadavg()[0]:.1f}")
 

@@ -6,7 +6,7 @@ Docs: https://ldifs-nb.github.io/ldifs_nb/sweep.html.md"""
 
 # %% ../nbs/12_sweep.ipynb #0b7d1a92
 from __future__ import annotations
-import contextlib, dataclasses, math, os, subprocess, sys, threading, time
+import contextlib, dataclasses, functools, math, json, os, subprocess, sys, threading, time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,8 +20,9 @@ from .report import final, load_results
 from . import config
 
 # %% auto #0
-__all__ = ['STATUS_COLUMNS', 'LAMBDA_GRID', 'Job', 'torchrun_argv', 'sweep_jobs', 'DevicePool', 'run_process', 'sweep',
-           'run_jobs', 'SubmititTask', 'slurm_executor', 'submit_jobs', 'best_lambda', 'select_lambda', 'seed_study']
+__all__ = ['FORK_JOBS', 'STATUS_COLUMNS', 'LAMBDA_GRID', 'Job', 'torchrun_argv', 'sweep_jobs', 'DevicePool', 'run_process',
+           'sweep', 'run_jobs', 'SubmititTask', 'slurm_executor', 'submit_jobs', 'best_lambda', 'select_lambda',
+           'seed_study']
 
 # %% ../nbs/12_sweep.ipynb #045a4bd0
 @dataclass
@@ -107,12 +108,86 @@ class DevicePool:
 
 def _log_path(status_dir: Path, job: Job) -> Path: return Path(status_dir)/'sweep_logs'/(job.name.replace('/', '__') + '.log')
 
-def run_process(job: Job, devices: Sequence[str] | None, log: Path, env: dict) -> dict:
-    "Run one job as a process (its console script, or torchrun over several devices); its status row."
+def _job_server() -> None:
+    """The sweep's job server: imports what every job needs (torch, open_clip, the package) once, then runs each job it
+    reads from stdin (a JSON line: id, console-script function, its arguments, log file, environment) in a fork of itself,
+    and writes 'id exit-code' when the job ends. It runs no torch work itself (a clean parent to fork), and ends at EOF once its jobs have."""
+    import json, select, signal, traceback
+    from ldifs_nb import cli, train, report   # noqa: F401 (the imports, once)
+    running, eof, buf, fd = {}, False, b'', sys.stdin.fileno()
+    while running or not eof or buf:
+        if select.select([] if eof else [fd], [], [], 0.2)[0]:   # (raw reads: a buffered readline could hide a second line from select)
+            chunk = os.read(fd, 1 << 16)
+            eof, buf = not chunk, buf + chunk
+        while b'\n' in buf:
+            line, buf = buf.split(b'\n', 1)
+            job = json.loads(line)
+            pid = os.fork()
+            if pid == 0:   # the job: its environment and output, its console script, its exit code
+                code = 1
+                try:
+                    os.environ.clear(); os.environ.update(job['env'])
+                    out = os.open(job['log'], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644); os.dup2(out, 1); os.dup2(out, 2); os.close(out)
+                    sys.stdout, sys.stderr = (open(i, 'w', buffering=1, closefd=False) for i in (1, 2))
+                    signal.signal(signal.SIGINT, signal.default_int_handler)
+                    import torch
+                    if job['env'].get('OMP_NUM_THREADS'): torch.set_num_threads(int(job['env']['OMP_NUM_THREADS']))
+                    sys.argv = [job['cmd']]
+                    getattr(cli, job['cmd'])(job['args']); code = 0
+                except SystemExit as e:   # as a process would: a message goes to stderr, exit code 1
+                    code = e.code if isinstance(e.code, int) else 0 if e.code is None else 1
+                    if isinstance(e.code, str): print(e.code, file=sys.stderr)
+                except BaseException: traceback.print_exc()
+                finally:
+                    for s in (sys.stdout, sys.stderr): s.flush()
+                    os._exit(code)
+            running[pid] = job['id']
+        if eof and not running: buf = b''   # (an unfinished last line: nothing to run)
+        for pid in list(running):
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                print(running.pop(pid), os.waitstatus_to_exitcode(status), flush=True)
+
+class _JobServer:
+    "The caller's side of `_job_server`: `run(cmd, args, log, env)` from any thread, waits for that job's exit code."
+    def __init__(self, env: dict):
+        self.p = subprocess.Popen([sys.executable, '-c', 'from ldifs_nb.sweep import _job_server; _job_server()'],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+        self.lock, self.codes, self.cv, self.n = threading.Lock(), {}, threading.Condition(), 0
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.p.stdout:
+            i, code = line.split()
+            with self.cv: self.codes[int(i)] = int(code); self.cv.notify_all()
+        with self.cv: self.codes[-1] = self.p.wait(); self.cv.notify_all()   # the server ended: no job waits forever
+
+    def run(self, cmd: str, args: list[str], log: Path, env: dict) -> int:
+        with self.lock:
+            self.n += 1; i = self.n
+            self.p.stdin.write(json.dumps(dict(id=i, cmd=cmd, args=args, log=str(log), env=env)) + '\n'); self.p.stdin.flush()
+        with self.cv:
+            self.cv.wait_for(lambda: i in self.codes or -1 in self.codes)
+            return self.codes.get(i, 1)
+
+    def close(self):
+        self.p.stdin.close(); self.p.wait()
+
+FORK_JOBS = True   # False: every job in a new process of its own (each then imports torch and open_clip: ~5 s on a small CPU)
+
+def _returncode(argv: list[str], log: Path, env: dict, server: _JobServer | None = None) -> int:
+    "Run a job's command line with its output in `log`: a console script in a fork of the job `server`, anything else (torchrun) as a process."
+    prefix = 'from ldifs_nb.cli import '
+    if server is not None and argv[:2] == [sys.executable, '-c'] and argv[2].startswith(prefix):
+        return server.run(argv[2][len(prefix):].split(';')[0], argv[3:], log, env)
+    with open(log, 'w') as f: return subprocess.run(argv, stdout=f, stderr=subprocess.STDOUT, env=env).returncode
+
+def run_process(job: Job, devices: Sequence[str] | None, log: Path, env: dict, server: _JobServer | None = None) -> dict:
+    "Run one job (its console script, or torchrun over several devices) with its output in `log`; its status row."
     t0 = time.perf_counter()
     argv, extra = job.command(devices)
     log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, 'w') as f: r = subprocess.run(argv, stdout=f, stderr=subprocess.STDOUT, env={**env, **extra})
+    r = subprocess.CompletedProcess(argv, _returncode(argv, log, {**env, **extra}, server))
     lines = [l for l in log.read_text().splitlines() if l.strip()]
     said = [l for l in lines if ': error:' in l]   # the script's own error line (a missing-data error goes on with how to get the data)
     err = '' if r.returncode == 0 else (said[-1] if said else lines[-1] if lines else f'exit code {r.returncode}')
@@ -152,6 +227,7 @@ def run_jobs(jobs: Sequence[Job], n_jobs: int | None = None, devices: Sequence[s
              status_dir: Path = Path('runs'), executor='local', runner: Callable = run_process) -> pd.DataFrame:
     "Run the unfinished `jobs` — locally, one per free device (or `n_jobs` CPU slots), or through a submitit executor; save and return the status table."
     rows, todo = _todo(jobs)
+    todo = sorted(todo, key=lambda j: -len(j.tasks))   # sequences (the longest jobs) first: fewer idle slots at the end
     if executor != 'local': return _save_status(rows + submit_jobs(todo, executor, status_dir), jobs, status_dir)
     pool = DevicePool(devices) if devices else None
     for j in todo:
@@ -160,12 +236,18 @@ def run_jobs(jobs: Sequence[Job], n_jobs: int | None = None, devices: Sequence[s
     n_jobs = n_jobs or (len(devices) if devices else 1)
     n_jobs = max(1, min(n_jobs, len(todo) or 1))
     env = dict(os.environ, OMP_NUM_THREADS=str(max(1, (os.cpu_count() or 1) // n_jobs)))  # CPU cores shared by the slots; a job's log gets a progress line every ~10 %
+    server = None
     def one(j: Job) -> dict:
-        if pool is None: return runner(j, None, _log_path(status_dir, j), env)
-        with pool.take(j.n_devices) as got: return runner(j, got, _log_path(status_dir, j), env)
+        run = functools.partial(runner, server=server) if server is not None else runner
+        if pool is None: return run(j, None, _log_path(status_dir, j), env)
+        with pool.take(j.n_devices) as got: return run(j, got, _log_path(status_dir, j), env)
     with folder_lock(status_dir, name='.sweep.lock'):   # one sweep per status folder (each job's run folder has its own lock)
-        with ThreadPoolExecutor(n_jobs) as ex:
-            for f in progress([ex.submit(one, j) for j in todo], total=len(todo), desc=f"sweep runs finished, of {len(todo)} to do ({n_jobs} at a time)"): rows.append(f.result())
+        if FORK_JOBS and runner is run_process and hasattr(os, 'fork') and any(j.n_devices == 1 for j in todo): server = _JobServer(env)
+        try:
+            with ThreadPoolExecutor(n_jobs) as ex:
+                for f in progress([ex.submit(one, j) for j in todo], total=len(todo), desc=f"sweep runs finished, of {len(todo)} to do ({n_jobs} at a time)"): rows.append(f.result())
+        finally:
+            if server is not None: server.close()
         return _save_status(rows, jobs, status_dir)
 
 # %% ../nbs/12_sweep.ipynb #b7e2a004
