@@ -63,7 +63,7 @@ def test_equals_own_run(tmp_path, capsys):
     rd = finetune(method='lp-init-ldifs', dataset='micro-colour', steps=4, ckpt_fractions=(0.0, 1.0), eval_datasets=DATASETS,
                   seed=3, out_dir=str(tmp_path/'runs'), device='cpu')
     run = evaluate_run(rd, device='cpu').set_index(['step', 'dataset', 'split', 'metric'])['value']
-    own = {(d, s, m) for d in DATASETS for s in ('test', 'val10') for m in ('clf_top1', 'own_zs_top1')}   # the run's head: not in a report
+    own = {(d, s, m) for d in DATASETS for s in ('test', 'val10') for m in ('clf_top1', 'clf_ece', 'own_zs_top1')}   # the run's head: not in a report
     rep = forgetting_report(rd/'ckpt'/'step_000004.safetensors', 'micro-clip', DATASETS, tmp_path/'rep', task='micro-colour',
                             seed=3, device='cpu').set_index(['dataset', 'split', 'metric'])['value']
     assert set(rep.index) == set(run[4].index) - own
