@@ -5,7 +5,7 @@ generated and prepared, the reference's embeddings and taps made, as a new user'
 
     python bench/bench_micro_study.py --out /tmp/micro_study                       # timed; the results stay in /tmp
     python bench/bench_micro_study.py --out /tmp/micro_study --results nbs/results/micro/results.csv   # also re-make the page's table
-    python bench/bench_micro_study.py --out /tmp/micro_study --lambda-csv nbs/results/micro/lambda_micro-position.csv  # and the λ selection
+    python bench/bench_micro_study.py --out /tmp/micro_study --lambda-csv /tmp/lambda_micro-position.csv  # and the λ selection of micro-position
 """
 import argparse, os, shutil, sys, time
 from pathlib import Path

@@ -172,8 +172,10 @@ def sequence_cli(argv: Sequence[str] | None = None) -> None:
 SWEEP_HELP = ("Run a grid of fine-tuning runs (methods x datasets or sequences x seeds) as separate processes, N at a\n"
               "time: finished runs are skipped, interrupted ones resumed, failures recorded in OUT_DIR/sweep_status.csv\n"
               "(logs in OUT_DIR/sweep_logs/). With --select-lambda: the paper's λ grid per dataset, λ chosen on the\n"
-              "held-out val10 split. Ends with the Δ table of the runs and where their results are.")
+              "held-out val10 split. With --study: the seed study (grid, λ selection, the selected methods at the chosen\n"
+              "λ) and its three tables. Ends with the Δ table of the runs and where their results are.")
 SWEEP_EXAMPLES = ("ldifs-sweep --methods zs-init-ce lp-init-ldifs --datasets micro-shape micro-digit --seeds 0 1 --jobs 2",
+                  "ldifs-sweep --study --methods lp-init-ce lp-init-ldifs --datasets micro-shape micro-count --seeds 0 1 2 --jobs 2",
                   "ldifs-sweep --method ldifs --dataset gtsrb --select-lambda --devices cuda:0 cuda:1 --jobs 2")
 
 def sweep_parser() -> argparse.ArgumentParser:
@@ -192,6 +194,12 @@ def sweep_parser() -> argparse.ArgumentParser:
     p.add_argument('--time', default='24:00:00', help='Slurm time limit per job: minutes, H:MM:SS or D-HH:MM:SS (default: 24:00:00)')
     p.add_argument('--array-parallelism', type=int, default=None, metavar='K', help='Slurm array tasks running at once (default: no cap)')
     p.add_argument('--select-lambda', action='store_true', help="run the λ grid for each dataset (first method only) and print the best λ")
+    p.add_argument('--study', action='store_true',
+                   help="the seed study (ldifs_nb.sweep.seed_study): every method x dataset x seed at --lam, the λ grid per dataset for "
+                        "the --select methods (first seed), those methods again at the chosen λ; writes fixed.csv, selected.csv and "
+                        "lambdas.csv to OUT_DIR and prints mean Δ_LP ± SE over seeds")
+    p.add_argument('--select', nargs='+', default=['lp-init-ldifs'], metavar='METHOD',
+                   help='--study: the methods whose λ is chosen per dataset, among --methods (default: lp-init-ldifs)')
     p.add_argument('--lambda-grid', nargs='+', type=float, default=list(LAMBDA_GRID), metavar='LAM',
                    help=f"the λ values of --select-lambda (default: the paper's {' '.join(f'{l:g}' for l in LAMBDA_GRID)})")
     return p
@@ -211,6 +219,20 @@ def sweep_cli(argv: Sequence[str] | None = None) -> None:
     opts = {k: v for k, v in a.items() if k in defaults and v != defaults[k]}
     out = Path(a['out_dir']); opts['out_dir'] = str(out)
     try:
+        if a['study']:
+            if not a['datasets']: raise ValueError('--study needs --datasets (its grid is methods x datasets x seeds)')
+            if a['executor'] != 'local': raise ValueError('--study runs its jobs locally (--executor local); use --executor slurm for plain grids')
+            from ldifs_nb.sweep import seed_study
+            from ldifs_nb.report import forgetting_table, seed_table
+            from ldifs_nb.core import atomic_path
+            tables = seed_study(a['methods'], a['datasets'], a['seeds'], select=a['select'], grid=a['lambda_grid'], out_dir=str(out),
+                                n_jobs=a['jobs'], devices=a['devices'], **{k: v for k, v in opts.items() if k != 'out_dir'})
+            for k, t in tables.items():
+                with atomic_path(out/f'{k}.csv') as tmp: t.to_csv(tmp, index=False)
+            print('Mean Δ_LP on the other datasets (points), mean ± SE over seeds, final models at one λ:')
+            print(seed_table(forgetting_table(tables['fixed'], by=('task', 'method', 'seed')), 'mean_delta_lp').to_string())
+            print(f"results: {out}/fixed.csv, selected.csv, lambdas.csv  (runs under {out}/fixed, select, selected)")
+            return
         ex = 'local' if a['executor'] == 'local' else slurm_executor(out/'slurm', a['partition'], a['gpus_per_job'], a['time'], a['array_parallelism'])
         if a['select_lambda']:
             if not a['datasets']: raise ValueError('--select-lambda needs --datasets (the λ grid is run per dataset)')

@@ -15,13 +15,13 @@ import pandas as pd
 import matplotlib
 import matplotlib.pyplot as plt
 
-from .core import RESULT_COLUMNS
+from .core import RESULT_COLUMNS, check_name
 from .losses import METHODS
 
 # %% auto #0
 __all__ = ['METHOD_STYLE', 'METRIC_LABELS', 'load_results', 'method_label', 'method_style', 'method_color', 'finish_figure',
-           'final', 'delta_table', 'plot_curves', 'forgetting_table', 'method_table', 'mark_best', 'markdown_table',
-           'seed_table', 'compare', 'plot_distances', 'sequence_forgetting']
+           'final', 'delta_table', 'seed_curve', 'plot_curves', 'plot_task_means', 'forgetting_table', 'method_table',
+           'mark_best', 'markdown_table', 'seed_table', 'compare', 'plot_distances', 'sequence_forgetting']
 
 # %% ../nbs/10_report.ipynb #6611a4d8
 def load_results(folders: Sequence[str | Path] | str | Path) -> pd.DataFrame:
@@ -92,6 +92,22 @@ def delta_table(results: pd.DataFrame) -> pd.DataFrame:
     return t[keep].round(2)
 
 # %% ../nbs/10_report.ipynb #d5563728
+def seed_curve(g: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    "Per `fraction`: the mean over seeds of `value` (each seed's rows averaged first) and its standard error (NaN with one seed)."
+    w = g.groupby(['fraction', 'seed'])['value'].mean().unstack('seed')
+    return w.mean(axis=1), w.std(axis=1, ddof=1) / np.sqrt(w.count(axis=1))
+
+def _plot_seeds(ax: plt.Axes, g: pd.DataFrame, method: str) -> None:
+    "One method's line (the mean over seeds) and, with several seeds, a band of ± one standard error around it."
+    mean, se = seed_curve(g)
+    line, = ax.plot(100 * mean.index, mean.values, ms=4, lw=1.3, label=method_label(method), **method_style(method))
+    if se.notna().any(): ax.fill_between(100 * mean.index, mean - se, mean + se, color=line.get_color(), alpha=.18, lw=0)
+
+def _seeds_said(r: pd.DataFrame) -> str:
+    "The caption's sentence on seeds: empty for one seed."
+    n = r['seed'].nunique()
+    return f" Lines: the mean over {n} seeds; bands: ± one standard error." if n > 1 else ""
+
 def plot_curves(results: pd.DataFrame, metric: str = 'delta_lp', task: str | None = None, split: str = 'test',
                 ylabel: str | None = None, ncols: int = 4, title: str | None = None, caption: str | None = None) -> plt.Figure:
     "`metric` against fine-tuning progress, one panel per dataset, one line per method; titled, legend outside, captioned."
@@ -102,9 +118,7 @@ def plot_curves(results: pd.DataFrame, metric: str = 'delta_lp', task: str | Non
     fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 2.6 * nrows + .5), squeeze=False)
     label = ylabel or METRIC_LABELS.get(metric, metric)
     for ax, ds in zip(axes.flat, datasets):
-        for m, g in r[r['dataset'] == ds].groupby('method'):
-            g = g.groupby('fraction')['value'].mean()
-            ax.plot(100 * g.index, g.values, ms=4, lw=1.3, label=method_label(m), **method_style(m))
+        for m, g in r[r['dataset'] == ds].groupby('method'): _plot_seeds(ax, g, m)
         ax.set_title(ds + (' (the fine-tuning task)' if ds == task else ''), fontsize=9); ax.set_xlabel('fine-tuning done (% of steps)', fontsize=8)
         ax.set_ylabel(label, fontsize=8); ax.tick_params(labelsize=7)
         if metric.startswith('delta'): ax.axhline(0, color='k', lw=.5)
@@ -113,7 +127,27 @@ def plot_curves(results: pd.DataFrame, metric: str = 'delta_lp', task: str | Non
     title = title or (f"{name} on each dataset while fine-tuning on {task}" if task else f"{name} over fine-tuning")
     caption = caption or (f"One panel per evaluated dataset ({split} split), one line per method, one point per checkpoint. " +
         ("Δ is the change in accuracy against the pre-trained model, in percentage points (paper Eq. 2); below zero is forgetting."
-         if metric.startswith('delta') else f"{label}."))
+         if metric.startswith('delta') else f"{label}.") + _seeds_said(r))
+    return finish_figure(fig, title, caption)
+
+def plot_task_means(results: pd.DataFrame, metric: str = 'delta_lp', tasks: Sequence[str] | None = None, split: str = 'test',
+                    ncols: int = 3, title: str | None = None, caption: str | None = None) -> plt.Figure:
+    "One panel per fine-tuning task: `metric` averaged over the *other* datasets against fine-tuning progress, one line per method."
+    r = results[(results['metric'] == metric) & (results['split'] == split) & (results['stage'] == 1) & (results['dataset'] != results['task'])]
+    tasks = list(tasks or sorted(r['task'].unique()))
+    n = max(len(tasks), 1); ncols = min(ncols, n); nrows = -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 2.6 * nrows + .5), squeeze=False)
+    label = METRIC_LABELS.get(metric, metric)
+    for ax, t in zip(axes.flat, tasks):
+        for m, g in r[r['task'] == t].groupby('method'): _plot_seeds(ax, g, m)
+        ax.set_title(f'fine-tuning on {t}', fontsize=9); ax.set_xlabel('fine-tuning done (% of steps)', fontsize=8)
+        ax.set_ylabel(f'{label.split(" (")[0]}, other datasets', fontsize=8); ax.tick_params(labelsize=7)
+        if metric.startswith('delta'): ax.axhline(0, color='k', lw=.5)
+    for ax in list(axes.flat)[len(tasks):]: ax.axis('off')
+    name = label.split(' (')[0]
+    title = title or f"Mean {name} on the other datasets while fine-tuning on each task"
+    caption = caption or (f"One panel per fine-tuning task: {label} averaged over every other evaluated dataset ({split} split), one line "
+                          "per method, one point per checkpoint." + _seeds_said(r))
     return finish_figure(fig, title, caption)
 
 # %% ../nbs/10_report.ipynb #7dc789b8
@@ -167,8 +201,10 @@ def _seed_frame(table: pd.DataFrame, column: str, methods: Sequence[str] | None 
     avg.columns = pd.MultiIndex.from_product([['average'], avg.columns], names=['task', 'method'])
     return pd.concat([w, avg], axis=1)
 
-def seed_table(table: pd.DataFrame, column: str, methods: Sequence[str] | None = None, digits: int = 2) -> pd.DataFrame:
-    "Tasks (+ 'average') × methods (paper's labels) of `column`: 'mean ± SE' over seeds (n in the column names if it varies)."
+def seed_table(table: pd.DataFrame, column: str, methods: Sequence[str] | None = None, digits: int = 2,
+               best: str | None = None) -> pd.DataFrame:
+    """Tasks (+ 'average') × methods (paper's labels) of `column`: 'mean ± SE' over seeds (the mean alone for one seed);
+    `best='high'` or `'low'`: the best mean of each row in **bold** (markdown)."""
     w = _seed_frame(table, column)
     mean, se, n = w.mean(), w.std(ddof=1) / np.sqrt(w.count()), w.count()
     cell = lambda k: '–' if n[k] == 0 else f"{mean[k]:+.{digits}f} ± {se[k]:.{digits}f}" if n[k] > 1 else f"{mean[k]:+.{digits}f}"
@@ -176,15 +212,25 @@ def seed_table(table: pd.DataFrame, column: str, methods: Sequence[str] | None =
     tasks = [t for t in dict.fromkeys(w.columns.get_level_values('task'))]
     out = pd.DataFrame({method_label(m): [cell((t, m)) if (t, m) in n.index else '–' for t in tasks] for m in methods}, index=tasks)
     out.index.name = f"task (mean ± SE over {int(n.max())} seeds)"
+    if best is not None:
+        check_name(best, ['high', 'low'], 'best')
+        means = pd.DataFrame({method_label(m): [round(mean[(t, m)], digits) if (t, m) in n.index and n[(t, m)] else np.nan for t in tasks]
+                              for m in methods}, index=out.index)
+        top = means.max(axis=1) if best == 'high' else means.min(axis=1)
+        out = out.where(means.ne(top, axis=0), '**' + out + '**')
     return out
 
-def compare(table: pd.DataFrame, column: str, a: str, b: str, task: str = 'average') -> dict:
-    """Is `column` higher for method `a` than for `b` on `task` ('average': the tasks' mean)? Paired by seed:
-    mean and SE of a − b, n, and the verdict 'holds' (> +2 SE), 'does not hold' (< −2 SE) or 'not resolved'."""
+def compare(table: pd.DataFrame, column: str, a: str | None, b: str | None, task: str = 'average', within: float | None = None) -> dict:
+    """Is `column` higher for method `a` than for `b` on `task` ('average': the tasks' mean)? Paired by seed: mean and SE of
+    a − b (None for either side: the constant 0), n, and the verdict 'holds' (> +2 SE), 'does not hold' (< −2 SE) or
+    'not resolved'. With `within`: is |a − b| ≤ `within` — holds if |mean| + 2 SE ≤ within, does not hold if |mean| − 2 SE > within."""
     w = _seed_frame(table, column)
-    d = (w[(task, a)] - w[(task, b)]).dropna()
+    side = lambda m: 0. if m is None else w[(task, m)]
+    d = (side(a) - side(b)).dropna()
     mean, se = float(d.mean()), float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float('nan')
-    verdict = 'not resolved' if not se == se else 'holds' if mean > 2 * se else 'does not hold' if mean < -2 * se else 'not resolved'
+    if not se == se: verdict = 'not resolved'
+    elif within is None: verdict = 'holds' if mean > 2 * se else 'does not hold' if mean < -2 * se else 'not resolved'
+    else: verdict = 'holds' if abs(mean) + 2 * se <= within else 'does not hold' if abs(mean) - 2 * se > within else 'not resolved'
     return dict(task=task, a=a, b=b, column=column, diff=mean, se=se, n=len(d), verdict=verdict)
 
 # %% ../nbs/10_report.ipynb #b0ef07b8
@@ -199,13 +245,12 @@ def plot_distances(results: pd.DataFrame, task: str, title: str | None = None, c
               ('feature_distance', lambda g: g[(g['dataset'] != task) & (g['split'] == 'test')], 'features, other datasets (mean)', feat)]
     for ax, (metric, sel, name, ylabel) in zip(axes, panels):
         for m, g in r[r['metric'] == metric].groupby('method'):
-            s = sel(g).groupby('fraction')['value'].mean()
-            if len(s): ax.plot(100 * s.index, s.values, ms=4, lw=1.3, label=method_label(m), **method_style(m))
+            if len(sel(g)): _plot_seeds(ax, sel(g), m)
         ax.set_title(name, fontsize=9); ax.set_xlabel('fine-tuning done (% of steps)', fontsize=8)
         ax.set_ylabel(ylabel, fontsize=8); ax.tick_params(labelsize=7)
     caption = caption or ("Distance of the fine-tuned image encoder from the pre-trained one: ‖θ−θ0‖² over its parameters, and the "
                           "LDIFS feature distance (mean squared difference of normalised features, paper Eq. 3; unitless) on the task's "
-                          "train and test images and, averaged, on the other datasets' test images. One point per checkpoint.")
+                          "train and test images and, averaged, on the other datasets' test images. One point per checkpoint." + _seeds_said(r))
     return finish_figure(fig, title or f"Distance from the pre-trained model while fine-tuning on {task}", caption)
 
 # %% ../nbs/10_report.ipynb #4cab98f4
