@@ -189,7 +189,7 @@ def compare(table: pd.DataFrame, column: str, a: str, b: str, task: str = 'avera
 
 # %% ../nbs/10_report.ipynb #cf11f1a5
 def group_table(results: pd.DataFrame, datasets: Sequence[str], metric: str = 'delta_lp') -> pd.DataFrame:
-    "Final models: `metric` on each of `datasets` that was evaluated (columns, in their order), one row per (task, method)."
+    "Final models: `metric` (e.g. 'delta_lp', 'lp_ece') on each of `datasets` that was evaluated (columns, in their order), one row per (task, method)."
     f = final(results)
     f = f[(f['stage'] == 1) & (f['split'] == 'test') & (f['metric'] == metric) & f['dataset'].isin(list(datasets))]
     t = f.pivot_table(index=['task', 'method'], columns='dataset', values='value', aggfunc='mean')
