@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .config import (FinetuneConfig, PAPER_DEFAULTS, MICRO_DEFAULTS, METHOD_NAMES, METHOD_ALIASES, INITS,
-                             PAPER_DATASET_NAMES, MICRO_DATASET_NAMES, DATASET_NAMES, NORMS, LP_PROTOCOLS,
+                             PAPER_DATASET_NAMES, MICRO_DATASET_NAMES, DATASET_NAMES, EXTRA_DATASET_NAMES, FINETUNE_DATASET_NAMES, SHIFT_DATASET_NAMES, NORMS, LP_PROTOCOLS,
                              LP_BACKENDS, ANCHOR_NAMES, LAMBDA_GRID, VALUE_FIELDS, check_values)
 
 # %% auto #0
@@ -23,7 +23,7 @@ __all__ = ['FIELD_HELP', 'RUN_HELP', 'RUN_EXAMPLES', 'SEQUENCE_HELP', 'SEQUENCE_
 _j = ', '.join
 FIELD_HELP = {
     'method': f"fine-tuning method: {_j(METHOD_NAMES)}; or {_j(METHOD_ALIASES)} (LP-init unless --init zs)",
-    'dataset': f"dataset to fine-tune on: {_j(MICRO_DATASET_NAMES)} (micro suite, shipped) or {_j(PAPER_DATASET_NAMES)} (paper)",
+    'dataset': f"dataset to fine-tune on: {_j(MICRO_DATASET_NAMES)} (micro suite, shipped), {_j(PAPER_DATASET_NAMES)} (paper) or {_j(EXTRA_DATASET_NAMES)} (the released code's others)",
     'init': f"head init for the aliases {_j(METHOD_ALIASES)}: {' or '.join(INITS)} (default lp)",
     'model': "open_clip model name; auto = micro-clip for micro-* datasets, ViT-B-32-quickgelu (OpenAI's architecture) otherwise",
     'pretrained': "weights: open_clip tag or .safetensors file; auto = shipped micro-CLIP weights (micro-*), 'openai' otherwise",
@@ -38,7 +38,7 @@ FIELD_HELP = {
     'alpha': "α, weight of the L2SP penalty (*-l2sp methods)",
     'norm': f"LDIFS feature normalisation: {NORMS[0]} (released code) or {NORMS[1]} (paper text)",
     'ckpt_fractions': "fractions of training to checkpoint and evaluate at (space- or comma-separated); 1 is always added",
-    'eval_datasets': "datasets to evaluate every checkpoint on (space- or comma-separated); default: the whole suite (micro or paper) of the fine-tuning data",
+    'eval_datasets': f"datasets to evaluate every checkpoint on (space- or comma-separated), also the evaluation-only {_j(SHIFT_DATASET_NAMES)}; default: the whole suite (micro or paper) of the fine-tuning data",
     'lp_backend': f"linear-probe solver: {' or '.join(LP_BACKENDS)}",
     'seed': "random seed (same seed, same numbers)",
     'data_root': "data and embedding cache; default $LDIFS_DATA, else ~/.cache/ldifs_nb",
@@ -96,9 +96,10 @@ def check_args(a: dict) -> dict:
     for k in ('eval_datasets', 'tasks', 'methods', 'datasets'):
         if k in a: a[k] = _flat(a[k])
     for m in [a.get('method')] + (a.get('methods') or []): _check(m, METHOD_NAMES + METHOD_ALIASES, 'method')
-    names = [a.get('dataset')] + (a.get('datasets') or []) + (a.get('tasks') or []) + (a.get('eval_datasets') or [])
-    names += [t for s in a.get('sequences') or [] for t in s.split(',')]
-    for d in names: _check(d, DATASET_NAMES, 'dataset')
+    trained = [a.get('dataset')] + (a.get('datasets') or []) + (a.get('tasks') or []) + [t for s in a.get('sequences') or [] for t in s.split(',')]
+    for d in trained + (a.get('eval_datasets') or []): _check(d, DATASET_NAMES, 'dataset')
+    for d in trained:   # ImageNet's shifts are evaluation only
+        if d is not None and d not in FINETUNE_DATASET_NAMES: raise ValueError(f"{d!r} is evaluation only: name it in --eval-datasets; fine-tune on one of {_j(FINETUNE_DATASET_NAMES)}")
     for k, valid in (('init', INITS), ('norm', NORMS), ('lp_protocol', LP_PROTOCOLS), ('lp_backend', LP_BACKENDS), ('anchor', ANCHOR_NAMES)):
         _check(a.get(k), valid, k)
     if a.get('ckpt_fractions') is not None:

@@ -10,7 +10,7 @@ import math, numbers
 from dataclasses import dataclass
 
 # %% auto #0
-__all__ = ['METHOD_NAMES', 'METHOD_ALIASES', 'INITS', 'PAPER_DATASET_NAMES', 'MICRO_DATASET_NAMES', 'DATASET_NAMES', 'NORMS', 'LP_PROTOCOLS', 'LP_BACKENDS', 'ANCHOR_NAMES', 'LAMBDA_GRID', 'VALUE_FIELDS', 'check_positive', 'check_values', 'PAPER_DEFAULTS', 'PAPER_MODEL', 'MICRO_DEFAULTS', 'FinetuneConfig']
+__all__ = ['METHOD_NAMES', 'METHOD_ALIASES', 'INITS', 'PAPER_DATASET_NAMES', 'MICRO_DATASET_NAMES', 'EXTRA_DATASET_NAMES', 'SHIFT_DATASET_NAMES', 'FINETUNE_DATASET_NAMES', 'DATASET_NAMES', 'NORMS', 'LP_PROTOCOLS', 'LP_BACKENDS', 'ANCHOR_NAMES', 'LAMBDA_GRID', 'VALUE_FIELDS', 'check_positive', 'check_values', 'PAPER_DEFAULTS', 'PAPER_MODEL', 'MICRO_DEFAULTS', 'FinetuneConfig']
 
 # %% ../nbs/08_config.ipynb #a1c0f005
 METHOD_NAMES = ('zs-init-ce', 'lp-init-ce', 'zs-init-l2sp', 'lp-init-l2sp', 'flyp', 'flyp-ce', 'zs-init-ldifs', 'lp-init-ldifs')
@@ -18,7 +18,10 @@ METHOD_ALIASES = ('ce', 'l2sp', 'ldifs')   # + init 'lp' (default) or 'zs'
 INITS = ('lp', 'zs')
 PAPER_DATASET_NAMES = ('cars', 'cifar10', 'cifar100', 'dtd', 'eurosat', 'gtsrb', 'mnist', 'resisc45', 'svhn')
 MICRO_DATASET_NAMES = ('micro-shape', 'micro-colour', 'micro-texture', 'micro-count', 'micro-position', 'micro-digit')
-DATASET_NAMES = PAPER_DATASET_NAMES + MICRO_DATASET_NAMES
+EXTRA_DATASET_NAMES = ('imagenet', 'stl10', 'sun397')   # the released code's other datasets (fine-tuning and evaluation)
+SHIFT_DATASET_NAMES = ('imagenet-v2', 'imagenet-r', 'imagenet-a', 'imagenet-sketch')   # evaluation only
+FINETUNE_DATASET_NAMES = PAPER_DATASET_NAMES + EXTRA_DATASET_NAMES + MICRO_DATASET_NAMES   # what a run can fine-tune on
+DATASET_NAMES = PAPER_DATASET_NAMES + EXTRA_DATASET_NAMES + SHIFT_DATASET_NAMES + MICRO_DATASET_NAMES   # what it can evaluate on
 NORMS = ('channel', 'flat')                # LDIFS feature normalisation
 LP_PROTOCOLS = ('adamw', 'l2')             # linear-probe protocol
 LP_BACKENDS = ('torch', 'sklearn')

@@ -1,4 +1,4 @@
-"""The dataset registry (the paper's nine datasets and the micro tasks), prepared once into a compact store, and turned into model inputs on the device.
+"""The dataset registry (the paper's nine datasets, the released code's SUN397, STL10 and ImageNet, ImageNet's shifts, the micro tasks), prepared once into a compact store, and turned into model inputs on the device.
 
 Docs: https://ldifs-nb.github.io/ldifs_nb/data.html.md"""
 
@@ -6,7 +6,8 @@ Docs: https://ldifs-nb.github.io/ldifs_nb/data.html.md"""
 
 # %% ../nbs/02_data.ipynb #93b7fb06
 from __future__ import annotations
-import contextlib, io, math, os, warnings
+import contextlib, hashlib, io, json, math, os, shutil, warnings
+from importlib import resources
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,42 +19,55 @@ import torch.nn.functional as F
 from PIL import Image
 
 from .core import (MissingDataError, check_name, atomic_path, write_json, read_json, progress, save_npy, load_npy,
-                   record_check, CorruptFileError)
+                   record_check, CorruptFileError, check_path)
 
 # %% auto #0
-__all__ = ['DATASETS', 'CARS_CLASSES', 'CIFAR10_CLASSES', 'CIFAR100_CLASSES', 'DTD_CLASSES', 'EUROSAT_CLASSES', 'GTSRB_CLASSES',
-           'RESISC45_CLASSES', 'CARS_TEMPLATES', 'CIFAR10_TEMPLATES', 'DTD_TEMPLATES', 'EUROSAT_TEMPLATES',
-           'GTSRB_TEMPLATES', 'MNIST_TEMPLATES', 'RESISC45_TEMPLATES', 'CIFAR100_TEMPLATES', 'DIGITS', 'SVHN_TEMPLATES',
-           'EUROSAT_FOLDERS', 'MICRO_VERSION', 'PAPER_DATASETS', 'MICRO_DATASETS', 'STORE_LAYOUT', 'RAW_SPLITS',
-           'SPLITS', 'DatasetSpec', 'register_dataset', 'get_dataset', 'default_root', 'TorchvisionSource',
-           'SeededSplit', 'ImageFolderSource', 'MicroSource', 'register_micro_task', 'short_side_to', 'capped_size',
-           'cap_image', 'resize_center_crop', 'cache_key', 'resolve_cap', 'cache_dir', 'open_source', 'prepare_dataset',
-           'xval_indices', 'RowView', 'ImageStore', 'ArrayDataset', 'load_split', 'normalise', 'images_to_tensor',
-           'resize_uint8', 'eval_batch', 'crop_seed', 'crop_box', 'crop_boxes', 'train_batch']
+__all__ = ['DATASET_KINDS', 'DATASETS', 'CARS_CLASSES', 'CIFAR10_CLASSES', 'CIFAR100_CLASSES', 'DTD_CLASSES', 'EUROSAT_CLASSES',
+           'GTSRB_CLASSES', 'RESISC45_CLASSES', 'CARS_TEMPLATES', 'CIFAR10_TEMPLATES', 'DTD_TEMPLATES',
+           'EUROSAT_TEMPLATES', 'GTSRB_TEMPLATES', 'MNIST_TEMPLATES', 'RESISC45_TEMPLATES', 'CIFAR100_TEMPLATES',
+           'DIGITS', 'SVHN_TEMPLATES', 'EUROSAT_FOLDERS', 'IMAGE_EXTS', 'IMAGENET_CLASSES', 'IMAGENET_TEMPLATES',
+           'IMAGENET_WNIDS', 'IMAGENET_SUBSETS', 'SUN397_FOLDERS', 'SUN397_TEMPLATES', 'SUN397_CLASSES',
+           'STL10_CLASSES', 'STL10_TEMPLATES', 'MICRO_VERSION', 'PAPER_DATASETS', 'MICRO_DATASETS', 'EXTRA_DATASETS',
+           'SHIFT_DATASETS', 'STORE_LAYOUT', 'RAW_SPLITS', 'STORE_FILES', 'SPLITS', 'DatasetSpec', 'register_dataset',
+           'get_dataset', 'default_root', 'TorchvisionSource', 'SeededSplit', 'ImageFolderSource', 'MicroSource',
+           'data_file', 'ClassFolderSource', 'arrange_sun397', 'register_micro_task', 'short_side_to', 'capped_size',
+           'cap_image', 'resize_center_crop', 'cache_key', 'resolve_cap', 'cache_dir', 'open_source', 'store_checksum',
+           'prepare_dataset', 'xval_indices', 'probe_rows', 'RowView', 'ImageStore', 'ArrayDataset', 'load_split',
+           'normalise', 'images_to_tensor', 'resize_uint8', 'eval_batch', 'crop_seed', 'crop_box', 'crop_boxes',
+           'train_batch']
 
 # %% ../nbs/02_data.ipynb #0235c275
+DATASET_KINDS = ('paper', 'extra', 'shift', 'micro')
+
 @dataclass
 class DatasetSpec:
     "One dataset: class names, prompt templates, paper epochs, where its images come from, how to get them."
     name: str                 # registry key
     classnames: list[str]
     templates: list[str]      # format strings with one '{}' for the class name
-    epochs: int               # fine-tuning epochs of the paper (SPEC §3)
+    epochs: int | None        # fine-tuning epochs of the paper (SPEC §3); None: the released code gives none (give epochs or steps)
     source: Any               # callable (raw_dir: Path, split: 'train'|'test'|heldout) -> samples; see "Sources" below
     how_to_get: str           # shown in the MissingDataError; may use {raw} (the expected folder) and {name}
-    kind: str = 'paper'       # 'paper' | 'micro'
+    kind: str = 'paper'       # 'paper' (the nine) | 'extra' (the released code's other datasets) | 'shift' (evaluation only) | 'micro'
     version: str = ''         # bump when the source's images or labels change: part of every cache key
     heldout: str = ''         # a split of the source held out for selection: then val10 = it and train90 = all of train
+    train_from: str = ''      # evaluation only ('shift'): its own test split; linear probes train on this dataset's train split
+    class_subset: list[int] | None = None   # ... restricted to these of its labels (in order: label k here = class_subset[k] there)
 
     def __post_init__(self):
         bad = [t for t in self.templates if t.count('{}') != 1]
         if bad: raise ValueError(f"Dataset {self.name!r}: every template needs exactly one '{{}}', got {bad}")
-        check_name(self.kind, ('paper', 'micro'), 'dataset kind')
+        check_name(self.kind, DATASET_KINDS, 'dataset kind')
+        if (self.kind == 'shift') != bool(self.train_from):
+            raise ValueError(f"Dataset {self.name!r}: an evaluation-only ('shift') dataset needs train_from (the dataset its probes train on), and only it")
+        if self.class_subset is not None and len(self.class_subset) != len(self.classnames):
+            raise ValueError(f"Dataset {self.name!r}: class_subset has {len(self.class_subset)} labels for {len(self.classnames)} classes")
         if self.heldout in ('train', 'test'): raise ValueError(f"Dataset {self.name!r}: heldout must name a third split, not {self.heldout!r}")
 
     @property
     def raw_splits(self) -> tuple[str, ...]:
         "The splits the source is asked for and the store keeps: train, test (and the held-out one)."
+        if self.train_from: return ('test',)
         return ('train', 'test') + ((self.heldout,) if self.heldout else ())
 
 DATASETS: dict[str, DatasetSpec] = {}
@@ -341,6 +355,114 @@ for _spec in [
     DatasetSpec('svhn', DIGITS, SVHN_TEMPLATES, 10, _tv('SVHN', {'split': 'train'}, {'split': 'test'}), _AUTO),
 ]: register_dataset(_spec)
 
+# %% ../nbs/02_data.ipynb #affc6405
+def data_file(name: str) -> dict:
+    "A JSON data file of the package, `ldifs_nb/data_files/<name>.json`: class names, templates, subsets and their sources."
+    f = resources.files('ldifs_nb')/'data_files'/f'{name}.json'
+    if not f.is_file():
+        have = sorted(p.name[:-5] for p in (resources.files('ldifs_nb')/'data_files').iterdir() if p.name.endswith('.json'))
+        raise FileNotFoundError(f"No data file {name!r} in ldifs_nb/data_files/; there are: {', '.join(have)}")
+    return json.loads(f.read_text())
+
+IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.ppm', '.bmp', '.webp')
+
+@dataclass
+class ClassFolderSource:
+    "`<raw>/<split folder>/<class folder>/<image>`, labelled by the class folder's place in `class_folders` (an `ImageFolder`, by name)."
+    splits: dict[str, tuple[str, ...]]   # split -> folders under <raw> to try in order (the first that exists is read)
+    class_folders: list[str]             # the folder name of each label, in label order
+
+    def folder(self, raw: Path, split: str) -> Path:
+        "The folder holding `split`'s class folders: the first candidate that exists."
+        cands = [Path(raw)/c for c in self.splits[split]]
+        for c in cands:
+            if c.is_dir() and any(d.is_dir() for d in c.iterdir()): return c
+        raise FileNotFoundError(f"missing {' or '.join(str(c) + '/<class>/' for c in cands)}")
+
+    def __call__(self, raw: Path, split: str, download: bool = True):
+        base, lut = self.folder(raw, split), {c: i for i, c in enumerate(self.class_folders)}
+        found = sorted(d.name for d in base.iterdir() if d.is_dir())
+        if unknown := [d for d in found if d not in lut]:
+            raise ValueError(f"{base} holds {len(unknown)} folders that name no class of this dataset (e.g. {unknown[:3]}); "
+                             f"class folders are named like {self.class_folders[:3]}")
+        samples = [(f, lut[c]) for c in found for f in sorted((base/c).iterdir()) if f.suffix.lower() in IMAGE_EXTS]
+        if not samples: raise FileNotFoundError(f"no images in {base}/<class>/")
+        return samples
+
+    def __str__(self): return f"class folders {' or '.join(self.splits['test'])}/<class>/"
+
+# %% ../nbs/02_data.ipynb #b85f84c8
+_INET, _SUN, _STL = data_file('imagenet'), data_file('sun397'), data_file('stl10')
+IMAGENET_CLASSES, IMAGENET_TEMPLATES, IMAGENET_WNIDS = _INET['classnames'], _INET['templates'], _INET['wnids']
+IMAGENET_SUBSETS: dict[str, list[int]] = _INET['subsets']   # 200-class subsets: ImageNet labels, ascending
+SUN397_FOLDERS, SUN397_TEMPLATES = _SUN['folders'], _SUN['templates']
+SUN397_CLASSES = [f[2:].replace('_', ' ') for f in SUN397_FOLDERS]   # as datasets/sun397.py names them
+STL10_CLASSES, STL10_TEMPLATES = _STL['classnames'], _STL['templates']
+
+_SUN397 = ("SUN397 is not downloaded by code (its host has been unreliable for years, mlfoundations/task_vectors issue #1). "
+           "Put it in the layout the released code reads:\n"
+           "  {raw}/sun397/train/<folder>/*.jpg   (SUN397 partition 1, Training_01.txt: 19,850 images)\n"
+           "  {raw}/sun397/val/<folder>/*.jpg     (Testing_01.txt: 19,850 images; the test split)\n"
+           "where <folder> is the class path of SUN397's ClassName.txt without its leading '/' and with '/' -> '_' "
+           "(/a/abbey -> a_abbey, /a/apartment_building/outdoor -> a_apartment_building_outdoor; 397 folders). Get SUN397.tar.gz "
+           "and Partitions.zip from https://vision.princeton.edu/projects/2010/SUN/ (or a mirror) and file each image named in "
+           "Training_01.txt / Testing_01.txt into its folder: `ldifs_nb.data.arrange_sun397` does that.")
+_IMAGENET = ("ImageNet (ILSVRC 2012) needs an account at https://image-net.org; it is not downloaded by code. Put it in the layout "
+             "the released code reads (torchvision ImageFolder, one folder per WordNet id, 1,000 each):\n"
+             "  {raw}/imagenet/train/n01440764/*.JPEG ...   (1,281,167 images: ILSVRC2012_img_train.tar, each class tar unpacked)\n"
+             "  {raw}/imagenet/val/n01440764/*.JPEG ...     (50,000 images: ILSVRC2012_img_val.tar sorted into class folders; "
+             "val_in_folder/ is read first if present)")
+def _shift_how(what: str, layout: str, get: str) -> str:
+    return (f"{what} is evaluation only and not downloaded by code. Put it here:\n  {{raw}}/{layout}\n{get} "
+            "Its linear probes train on ImageNet's training images, so 'imagenet' must be there too.")
+_V2 = _shift_how('ImageNet-V2 (matched frequency)', 'ImageNetV2-matched-frequency/<0..999>/*.jpeg   (10,000 images; '
+                 'the folder imagenetv2-matched-frequency-format-val/ of the archive is read too)',
+                 'The archive imagenetv2-matched-frequency.tar.gz is linked from https://github.com/modestyachts/ImageNetV2.')
+_R = _shift_how('ImageNet-R', 'imagenet-r/<wnid>/*.jpg   (30,000 images, 200 WordNet-id folders)',
+                'The archive imagenet-r.tar is linked from https://github.com/hendrycks/imagenet-r.')
+_A = _shift_how('ImageNet-A', 'imagenet-a/<wnid>/*.jpg   (7,500 images, 200 WordNet-id folders)',
+                'The archive imagenet-a.tar is linked from https://github.com/hendrycks/natural-adv-examples.')
+_SKETCH = _shift_how('ImageNet-Sketch', 'sketch/<wnid>/*.JPEG   (50,889 images, 1,000 WordNet-id folders)',
+                     'The archive ImageNet-Sketch.zip is linked from https://github.com/HaohanWang/ImageNet-Sketch.')
+
+def _subset(name: str) -> list[int]: return IMAGENET_SUBSETS[name]
+def _shift(name: str, classes: list[int] | None, src, how: str) -> DatasetSpec:
+    return DatasetSpec(name, [IMAGENET_CLASSES[i] for i in classes] if classes else IMAGENET_CLASSES, IMAGENET_TEMPLATES, None, src,
+                       how, kind='shift', train_from='imagenet', class_subset=classes)
+_here = lambda d: (d, '.')   # the archive's folder under <raw>, or <raw> itself
+
+for _spec in [
+    DatasetSpec('imagenet', IMAGENET_CLASSES, IMAGENET_TEMPLATES, 10,
+                ClassFolderSource({'train': ('imagenet/train', 'train'),
+                                   'test': ('imagenet/val_in_folder', 'imagenet/val', 'val_in_folder', 'val')}, IMAGENET_WNIDS),
+                _IMAGENET, kind='extra'),
+    DatasetSpec('stl10', STL10_CLASSES, STL10_TEMPLATES, None, _tv('STL10', {'split': 'train'}, {'split': 'test'}), _AUTO, kind='extra'),
+    DatasetSpec('sun397', SUN397_CLASSES, SUN397_TEMPLATES, 14,
+                ClassFolderSource({'train': ('sun397/train', 'train'), 'test': ('sun397/val', 'val')}, SUN397_FOLDERS), _SUN397, kind='extra'),
+    _shift('imagenet-v2', None, ClassFolderSource({'test': ('ImageNetV2-matched-frequency', 'imagenetv2-matched-frequency-format-val', '.')},
+                                                  [str(i) for i in range(1000)]), _V2),
+    _shift('imagenet-r', _subset('imagenet-r'), ClassFolderSource({'test': _here('imagenet-r')}, [IMAGENET_WNIDS[i] for i in _subset('imagenet-r')]), _R),
+    _shift('imagenet-a', _subset('imagenet-a'), ClassFolderSource({'test': _here('imagenet-a')}, [IMAGENET_WNIDS[i] for i in _subset('imagenet-a')]), _A),
+    _shift('imagenet-sketch', None, ClassFolderSource({'test': _here('sketch')}, IMAGENET_WNIDS), _SKETCH),
+]: register_dataset(_spec)
+
+def arrange_sun397(images: str | Path, partitions: str | Path, root: str | Path | None = None, fold: int = 1) -> Path:
+    "Link SUN397's images (the unpacked `SUN397/`) into the released layout `<root>/raw/sun397/sun397/{train,val}/<folder>/` by partition `fold`."
+    images, partitions = Path(images), Path(partitions)
+    out = Path(root or default_root())/'raw'/'sun397'/'sun397'
+    for split, listing in (('train', f'Training_{fold:02d}.txt'), ('val', f'Testing_{fold:02d}.txt')):
+        lines = (partitions/listing).read_text().split()          # e.g. /a/abbey/sun_aaalbzqrimafwbiv.jpg
+        for line in progress(lines, desc=f'SUN397 {split}'):
+            src, folder = images/line.lstrip('/'), '_'.join(line.strip('/').split('/')[:-1])
+            if folder not in SUN397_FOLDERS: raise ValueError(f"{listing}: {line!r} is in no SUN397 class (folder {folder!r})")
+            dst = out/split/folder/src.name
+            if dst.exists(): continue
+            if not src.is_file(): raise FileNotFoundError(f"{listing} names {line}, which is not in {images}")
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            try: os.link(src, dst)                 # a hard link: no second copy on disk
+            except OSError: shutil.copy2(src, dst)  # another file system: a copy
+    return out
+
 # %% ../nbs/02_data.ipynb #f7704537
 from .world import MICRO_TASKS
 
@@ -355,6 +477,8 @@ def register_micro_task(task) -> DatasetSpec:
 for _t in MICRO_TASKS.values(): register_micro_task(_t)
 PAPER_DATASETS = [n for n, s in DATASETS.items() if s.kind == 'paper']
 MICRO_DATASETS = [n for n, s in DATASETS.items() if s.kind == 'micro']
+EXTRA_DATASETS = [n for n, s in DATASETS.items() if s.kind == 'extra']   # the released code's other datasets
+SHIFT_DATASETS = [n for n, s in DATASETS.items() if s.kind == 'shift']   # evaluation only: ImageNet's distribution shifts
 
 # %% ../nbs/02_data.ipynb #28993ec4
 STORE_LAYOUT = 2   # version of the store's layout: part of every store folder's name, so no other layout is misread
@@ -480,6 +604,18 @@ def _write_split(samples, folder: Path, split: str, cap: int, n_classes: int, wo
     return dict(count=len(labels), bytes=int((shapes[:, 0] * shapes[:, 1] * 3).sum()), capped=capped,
                 min_hw=shapes[:, :2].min(0).tolist() if len(labels) else None, max_hw=shapes[:, :2].max(0).tolist() if len(labels) else None)
 
+STORE_FILES = ('pixels', 'shapes', 'labels')   # <split>_<file>.npy of a store
+
+def store_checksum(folder: str | Path, splits: Sequence[str]) -> str:
+    "SHA-256 over the content checks (size + SHA-256) of a store's files, in order: one string that names the whole store."
+    h = hashlib.sha256()
+    for s in splits:
+        for f in STORE_FILES:
+            p = Path(folder)/f'{s}_{f}.npy'
+            c = read_json(check_path(p)) if p.exists() else {}   # an empty split has no pixels file
+            h.update(f"{p.name} {c.get('size')} {c.get('sha256')}\n".encode())
+    return h.hexdigest()
+
 def prepare_dataset(name: str, root: str | Path | None = None, image_size: int = 224, download: bool = True,
                     workers: int | None = None, cap: int | None = None) -> Path:
     "Decode every image of `name` once into a native-resolution store, short side capped at `cap` (default `image_size`); idempotent."
@@ -493,7 +629,8 @@ def prepare_dataset(name: str, root: str | Path | None = None, image_size: int =
     splits = {s: _write_split(samples[s], out, s, c, len(spec.classnames), workers, f'{name} {s}') for s in spec.raw_splits}
     write_json(out/'meta.json', dict(name=name, layout=STORE_LAYOUT, cap=c, counts={s: v['count'] for s, v in splits.items()},
                                      splits=splits, n_classes=len(spec.classnames), source=str(spec.source),
-                                     resize=f'native resolution; short side > {c} resized to {c} (bicubic, open_clip eval resize)' if c else 'native resolution'))
+                                     resize=f'native resolution; short side > {c} resized to {c} (bicubic, open_clip eval resize)' if c else 'native resolution',
+                                     checksum=store_checksum(out, spec.raw_splits)))
     return out
 
 # %% ../nbs/02_data.ipynb #20a47805
@@ -506,6 +643,14 @@ def xval_indices(n: int, seed: int = 0, val_frac: float = 0.1, val_cap: int = 20
     n_val = min(int(n * val_frac), val_cap)
     tr, va = perm[:n - n_val], perm[n - n_val:]
     return (np.sort(tr), np.sort(va)) if sort else (tr, va)
+
+def probe_rows(spec: DatasetSpec, labels: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
+    "(rows, labels) of `spec.train_from`'s train split that an evaluation-only dataset's probe trains on: its classes, relabelled 0..K-1."
+    if spec.class_subset is None: return None, labels
+    lut = np.full(max(int(labels.max(initial=0)) + 1, max(spec.class_subset) + 1), -1, np.int64)
+    lut[spec.class_subset] = np.arange(len(spec.class_subset))
+    idx = np.flatnonzero(lut[labels] >= 0)
+    return idx, lut[labels[idx]]
 
 class RowView:
     "Read-only view of the rows `idx` of an array (e.g. a memory map), indexed like an array, copied only on access."
@@ -585,6 +730,11 @@ def load_split(name: str, split: str, root: str | Path | None = None, image_size
     "One split ('train', 'test', 'train90', 'val10') of a dataset, memory-mapped; prepared on first use."
     check_name(split, SPLITS, 'split')
     spec = get_dataset(name)
+    if spec.train_from and split != 'test':
+        if split != 'train': raise ValueError(f"{name!r} is evaluation only: it has a test split, and for linear probes the train split of {spec.train_from!r}; no {split!r}")
+        base = load_split(spec.train_from, 'train', root, image_size, cap)
+        idx, labels = probe_rows(spec, base.labels)
+        return ArrayDataset(base.images if idx is None else base.images.subset(idx), labels, name, 'train', f'{spec.train_from}:train', idx)
     d = prepare_dataset(name, root, image_size, cap=cap)
     if split in ('train', 'test'): base, part = split, None
     elif spec.heldout: base, part = ('train', None) if split == 'train90' else (spec.heldout, None)

@@ -636,6 +636,13 @@ class _Encoder:
         tag = f"lp-{_lp_tag(lp_protocol, lp_backend)}_seed{seed}_zs{zs}{_tag(self.precision)}"
         return encoder_cache(self.fp, self.root, self.cache_dir)/f'{cache_key(name)}_metrics_{self.size}_e{STORE_LAYOUT}_{tag}.json'
 
+    def probe_train(self, name, emb):
+        "Embeddings and labels a probe for `name` trains on: its train split, or (evaluation only) the rows of `train_from`'s."
+        ds, base = self.split(name, 'train'), get_dataset(name).train_from
+        if not base: return emb(name, 'train'), ds.labels
+        e = emb(base, 'train')                          # the base's embeddings, computed and cached once for all its shifts
+        return (e if ds.rows is None else e[torch.as_tensor(ds.rows, device=e.device)]), ds.labels
+
     def metrics(self, names, heads, lp_protocol, lp_backend, seed, emb=None) -> dict:
         """ZS (with `heads[name]`) and LP scores on the test split of each dataset in `names`, cached: {name: scores}.
         `emb(name, split)` gives embeddings (default: `self.embeddings`); the probes of every dataset not cached are fitted together."""
@@ -643,8 +650,9 @@ class _Encoder:
         for name in names:
             f = self.metrics_path(name, heads.get(name), lp_protocol, lp_backend, seed)
             if (m := _read_cache(f)) is not None and 'lp_ece' in m: out[name] = m; continue   # (older caches: no ECE)
-            e = {s: (emb or self.embeddings)(name, s) for s in ('train', 'test')}
-            y = {s: self.split(name, s).labels for s in ('train', 'test')}
+            e, y = {}, {'test': self.split(name, 'test').labels}
+            e['train'], y['train'] = self.probe_train(name, emb or self.embeddings)
+            e['test'] = (emb or self.embeddings)(name, 'test')
             m = {}
             if (head := heads.get(name)) is not None:   # the ZS logits (head scaled by the logit scale); on the device
                 z = e['test'] @ torch.as_tensor(head, dtype=torch.float32, device=self.dev).T

@@ -21,7 +21,8 @@ from .losses import METHODS
 # %% auto #0
 __all__ = ['METHOD_STYLE', 'METRIC_LABELS', 'load_results', 'method_label', 'method_style', 'method_color', 'finish_figure',
            'final', 'delta_table', 'seed_curve', 'plot_curves', 'plot_task_means', 'forgetting_table', 'method_table',
-           'mark_best', 'markdown_table', 'seed_table', 'compare', 'plot_distances', 'sequence_forgetting']
+           'mark_best', 'markdown_table', 'seed_table', 'compare', 'group_table', 'plot_distances',
+           'sequence_forgetting']
 
 # %% ../nbs/10_report.ipynb #6611a4d8
 def load_results(folders: Sequence[str | Path] | str | Path) -> pd.DataFrame:
@@ -232,6 +233,14 @@ def compare(table: pd.DataFrame, column: str, a: str | None, b: str | None, task
     elif within is None: verdict = 'holds' if mean > 2 * se else 'does not hold' if mean < -2 * se else 'not resolved'
     else: verdict = 'holds' if abs(mean) + 2 * se <= within else 'does not hold' if abs(mean) - 2 * se > within else 'not resolved'
     return dict(task=task, a=a, b=b, column=column, diff=mean, se=se, n=len(d), verdict=verdict)
+
+# %% ../nbs/10_report.ipynb #cf11f1a5
+def group_table(results: pd.DataFrame, datasets: Sequence[str], metric: str = 'delta_lp') -> pd.DataFrame:
+    "Final models: `metric` (e.g. 'delta_lp', 'lp_ece') on each of `datasets` that was evaluated (columns, in their order), one row per (task, method)."
+    f = final(results)
+    f = f[(f['stage'] == 1) & (f['split'] == 'test') & (f['metric'] == metric) & f['dataset'].isin(list(datasets))]
+    t = f.pivot_table(index=['task', 'method'], columns='dataset', values='value', aggfunc='mean')
+    return t[[d for d in datasets if d in t.columns]]
 
 # %% ../nbs/10_report.ipynb #b0ef07b8
 def plot_distances(results: pd.DataFrame, task: str, title: str | None = None, caption: str | None = None) -> plt.Figure:

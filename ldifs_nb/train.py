@@ -45,13 +45,21 @@ _all_ = ['FinetuneConfig', 'PAPER_DEFAULTS', 'MICRO_DEFAULTS']
 _NOT_RESULTS = ('out_dir', 'data_root', 'device', 'resume_every', 'resume_minutes')  # fields that do not change a run's numbers
 
 def _same_kind(name: str) -> list[str]:
-    return [n for n, s in DATASETS.items() if s.kind == DATASETS[name].kind]
+    "The default evaluation set of a run on `name`: its suite (micro, or the paper's nine); a run on an 'extra' dataset adds it to the nine."
+    kind = DATASETS[name].kind
+    if kind == 'extra': return [n for n, s in DATASETS.items() if s.kind == 'paper'] + [name]
+    return [n for n, s in DATASETS.items() if s.kind == kind]
 
 def resolve_config(cfg: FinetuneConfig | None = None, **overrides) -> FinetuneConfig:
     "Validate a config (raising one clear error per bad field) and fill in its defaults."
     cfg = dataclasses.replace(cfg or FinetuneConfig(), **overrides)
     m = get_method(cfg.method, cfg.init)
     spec = get_dataset(cfg.dataset)
+    if spec.train_from:
+        raise ValueError(f"{cfg.dataset!r} is evaluation only (a distribution shift of {spec.train_from!r}): add it to eval_datasets "
+                         f"and fine-tune on another dataset, e.g. {spec.train_from!r}")
+    if spec.epochs is None and cfg.epochs is None and cfg.steps is None:
+        raise ValueError(f"{cfg.dataset!r} has no fine-tuning epochs in the released code (train_utils.py lists none): give epochs or steps")
     d = MICRO_DEFAULTS if spec.kind == 'micro' else PAPER_DEFAULTS
     model = cfg.model if cfg.model != 'auto' else (MICRO_CLIP if spec.kind == 'micro' else PAPER_MODEL)
     check_name(model, open_clip.list_models(), 'model')
@@ -75,7 +83,7 @@ def resolve_config(cfg: FinetuneConfig | None = None, **overrides) -> FinetuneCo
         epochs=cfg.epochs if cfg.epochs is not None else spec.epochs,
         batch_size=cfg.batch_size or d['batch_size'], lr=cfg.lr or d['lr'],
         warmup=cfg.warmup if cfg.warmup is not None else d['warmup'],
-        augment=cfg.augment if cfg.augment is not None else spec.kind == 'paper',
+        augment=cfg.augment if cfg.augment is not None else spec.kind != 'micro',
         ckpt_fractions=tuple(sorted(set(fr) | {1.0})), eval_datasets=evals, device=str(dev))
 
 # %% ../nbs/09_train.ipynb #6c1bec88
@@ -244,6 +252,7 @@ def _prepared(name: str, root=None) -> bool:
 def check_datasets(names: Sequence[str], root=None) -> None:
     "Raise one `MissingDataError` listing every dataset of `names` that is neither prepared nor obtainable now."
     missing = []
+    names = list(names) + [get_dataset(n).train_from for n in names if get_dataset(n).train_from]   # a shift's probe needs its base
     for n in dict.fromkeys(names):
         if get_dataset(n).kind == 'micro' or _prepared(n, root): continue
         try:

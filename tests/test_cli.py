@@ -53,5 +53,22 @@ def test_sweep_aliases_and_bad_dataset(tmp_path):
     for opt in ('--dataset', '--datasets'):
         r, _ = timed([shutil.which('ldifs-sweep'), '--method', 'ce', opt, 'micro-shape', 'mnst', '--out-dir', str(tmp_path/'runs')], tmp_path)
         assert r.returncode != 0 and r.stderr.strip() == ("ldifs-sweep: error: Unknown dataset 'mnst'. Valid datasets: cars, cifar10, cifar100, dtd, "
-            "eurosat, gtsrb, mnist, resisc45, svhn, micro-shape, micro-colour, micro-texture, micro-count, micro-position, micro-digit"), r.stderr
+            "eurosat, gtsrb, mnist, resisc45, svhn, imagenet, stl10, sun397, imagenet-v2, imagenet-r, imagenet-a, imagenet-sketch, "
+            "micro-shape, micro-colour, micro-texture, micro-count, micro-position, micro-digit"), r.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_data_status_and_prepare(tmp_path):
+    "`ldifs-data status` lists every dataset at once (no torch needed to parse); `prepare` of a missing one says where its files go and exits 1."
+    exe = shutil.which('ldifs-data')
+    assert exe, "console script ldifs-data is not installed"
+    r, dt = timed([exe, '--help'], tmp_path)
+    assert r.returncode == 0 and dt < 3 and 'examples:' in r.stdout, r.stderr
+    r, _ = timed([exe, 'status', '--root', str(tmp_path/'data')], tmp_path)
+    rows = [l.split(' | ') for l in r.stdout.splitlines()[2:]]
+    assert r.returncode == 0 and len(rows) == 16 and {row[2] for row in rows} == {'missing'}, r.stdout + r.stderr
+    r, _ = timed([exe, 'prepare', 'imagenet-sketch', '--root', str(tmp_path/'data'), '--no-download'], tmp_path)
+    assert r.returncode == 1 and 'imagenet-sketch: MISSING' in r.stdout and f"{tmp_path}/data/raw/imagenet-sketch/sketch/<wnid>/" in r.stdout, r.stdout + r.stderr
+    r, _ = timed([exe, 'prepare', 'imagenet-c', '--root', str(tmp_path/'data')], tmp_path)
+    assert r.returncode == 1 and r.stderr.strip().startswith("ldifs-data: error: Unknown dataset 'imagenet-c'"), r.stderr
+    assert not (tmp_path/'data').exists() or not any((tmp_path/'data').rglob('*.npy'))   # nothing prepared

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from docs_pages import ROOT, NBS, RESULTS_PAGES, check_processed, check_rendered, stale_outputs
+from docs_pages import ROOT, NBS, RESULTS_PAGES, check_processed, check_rendered, stale_outputs, execute_page
 
 IGNORE = shutil.ignore_patterns('.git', '_proc', '_docs', 'runs', '__pycache__', '*.egg-info', '.venv')
 
@@ -32,6 +32,38 @@ def test_results_page_is_fresh(page):
     stale = stale_outputs(NBS/page)
     assert not stale, (f"{page} shows outputs that its committed data no longer gives; re-execute it with "
                        f"`python tests/docs_pages.py --save nbs/{page} && nbdev-clean`:\n" + '\n'.join(stale))
+
+
+def test_paper_results_shows_the_shifts_as_a_group(tmp_path):
+    "A run that evaluated ImageNet's shifts: the paper page shows them as one group (Δ and ECE), the paper's tables only the nine."
+    import json
+    import pandas as pd
+    from ldifs_nb.core import RESULT_COLUMNS
+    rows = []
+    for step, frac in ((0, 0.), (10, 1.)):
+        for k, ds in enumerate(('cifar10', 'mnist', 'imagenet', 'imagenet-r', 'imagenet-sketch')):
+            for metric, v in (('delta_zs', -frac * (k + 1)), ('delta_lp', -frac * (k + 2)), ('zs_ece', 5. + k), ('lp_ece', 3. + frac * k),
+                              ('zs_top1', 50.), ('lp_top1', 60.)):
+                rows.append(('cifar10', 'lp-init-ldifs', 0, 1, step, frac, ds, 'test', metric, v))
+    run = tmp_path/'runs'/'cifar10'/'lp-init-ldifs'/'0'
+    run.mkdir(parents=True)
+    pd.DataFrame(rows, columns=RESULT_COLUMNS).to_csv(run/'results.csv', index=False)
+    nb = json.loads((NBS/'paper_results.ipynb').read_text())
+    cell = next(c for c in nb['cells'] if c['cell_type'] == 'code' and ''.join(c['source']).startswith('RUNS = '))
+    cell['source'] = [f"RUNS = {str(tmp_path/'runs')!r}"]
+    # the cells that load the runs, summarise them (the nine) and show the shifts: seconds, not the whole page
+    keep = [next(c for c in nb['cells'] if c['cell_type'] == 'code' and ''.join(c['source']).startswith(head)) for head in
+            ('RUNS = ', 'from pathlib import Path', 'folders = ', 'if len(res):\n    t = forgetting_table', "shifts = ['imagenet']")]
+    page = tmp_path/'paper_results.ipynb'
+    page.write_text(json.dumps(nb | {'cells': keep}))
+    out = execute_page(page)['cells']
+    shown = lambda c: [''.join(o.get('data', {}).get(k, '')) for o in c.get('outputs', []) for k in ('text/markdown', 'text/html', 'text/plain')]
+    groups = [m for m in shown(out[-1]) if m.startswith('**')]
+    assert [m.splitlines()[0] for m in groups] == ['**Δ_ZS (points)**', '**Δ_LP (points)**', '**ZS ECE (%)**', '**LP ECE (%)**'], groups
+    assert all('| task | method | imagenet | imagenet-r | imagenet-sketch |' in m for m in groups)
+    assert '| cifar10 | lp-init-ldifs | -3.0 | -4.0 | -5.0 |' in groups[0] and '| cifar10 | lp-init-ldifs | 5.0 | 6.0 | 7.0 |' in groups[3]
+    summary = ' '.join(shown(out[-2]))   # mean Δ_LP over the other datasets of the nine: MNIST's −3 (with the shifts it would be −4.5)
+    assert '**-3.0**' in summary and '-4.5' not in summary and '1 paper-scale runs found' in ' '.join(shown(out[2]))
 
 
 @pytest.mark.slow
