@@ -60,7 +60,8 @@ def method_color(name: str) -> str:
 
 METRIC_LABELS = {'delta_lp': 'Δ_LP (points)', 'delta_zs': 'Δ_ZS (points)', 'lp_top1': 'LP accuracy (%)',
                  'zs_top1': 'ZS accuracy (%)', 'clf_top1': 'classifier accuracy (%)',
-                 'zs_ece': 'ZS ECE (%)', 'lp_ece': 'LP ECE (%)', 'clf_ece': 'classifier ECE (%)'}
+                 'zs_ece': 'ZS ECE (%)', 'lp_ece': 'LP ECE (%)', 'clf_ece': 'classifier ECE (%)',
+                 'feature_distance': 'feature distance (Eq. 3)'}
 
 def finish_figure(fig: plt.Figure, title: str, caption: str) -> plt.Figure:
     "Title on top, one legend of the methods outside the axes (right), a caption sentence underneath."
