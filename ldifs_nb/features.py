@@ -18,11 +18,16 @@ __all__ = ['TAP_POINTS', 'NORMS', 'tap_depths', 'auto_taps', 'tap_names', 'featu
            'extract_features']
 
 # %% ../nbs/04_features.ipynb #b085d633
-TAP_POINTS: dict[str, tuple[str, str]] = {  # architecture: (stem tap, list of blocks) as dotted module names
+TAP_POINTS: dict[str, tuple[str, str | tuple[str, ...]]] = {  # architecture: (stem tap, block list or stage names), dotted names
     'open_clip VisionTransformer': ('ln_pre', 'transformer.resblocks'),
-    'timm VisionTransformer': ('norm_pre', 'blocks'),
+    'timm VisionTransformer, Eva': ('norm_pre', 'blocks'),
     'transformers CLIPVisionModel (>=5) / CLIPVisionTransformer (4.x)': ('pre_layrnorm', 'encoder.layers'),
     'transformers CLIPVisionModel (4.x) / CLIPVisionModelWithProjection': ('vision_model.pre_layrnorm', 'vision_model.encoder.layers'),
+    'open_clip TimmModel: timm VisionTransformer, Eva (SigLIP, EVA)': ('trunk.norm_pre', 'trunk.blocks'),
+    'timm ConvNeXt': ('stem', 'stages'),
+    'open_clip TimmModel: timm ConvNeXt': ('trunk.stem', 'trunk.stages'),
+    'torchvision / timm ResNet': ('maxpool', ('layer1', 'layer2', 'layer3', 'layer4')),   # before ModifiedResNet: a torchvision ResNet has an `avgpool` (its head's) too
+    'open_clip ModifiedResNet (RN50, RN101, RN50x4, …)': ('avgpool', ('layer1', 'layer2', 'layer3', 'layer4')),
 }
 
 def tap_depths(depth: int) -> list[int]:
@@ -36,14 +41,17 @@ def _find(visual: nn.Module, name: str) -> nn.Module | None:
 def auto_taps(visual: nn.Module) -> list[str]:
     "Names of the stem + the blocks at depth 1/4..4/4, for the first `TAP_POINTS` row whose names exist in `visual`."
     for stem, blocks in TAP_POINTS.values():
-        b = _find(visual, blocks)
-        if _find(visual, stem) is not None and isinstance(b, (nn.ModuleList, nn.Sequential)) and len(b):
-            return [stem] + [f"{blocks}.{d - 1}" for d in tap_depths(len(b))]
-    known = '; '.join(f"{arch} ({stem} + {blocks})" for arch, (stem, blocks) in TAP_POINTS.items())
+        if _find(visual, stem) is None: continue
+        if isinstance(blocks, str):
+            b = _find(visual, blocks)
+            if isinstance(b, (nn.ModuleList, nn.Sequential)) and len(b):
+                return [stem] + [f"{blocks}.{d - 1}" for d in tap_depths(len(b))]
+        elif all(_find(visual, n) is not None for n in blocks): return [stem] + [blocks[d - 1] for d in tap_depths(len(blocks))]
+    known = '; '.join(f"{arch} ({stem} + {blocks if isinstance(blocks, str) else ', '.join(blocks)})" for arch, (stem, blocks) in TAP_POINTS.items())
     children = ', '.join(n for n, _ in visual.named_children()) or 'none'
     raise ValueError(f"Cannot find LDIFS tap points in a {type(visual).__name__} (children: {children}). Automatic taps "
                      f"know: {known}. Pass taps=[module or 'dotted.name', ...] explicitly, with names from "
-                     "encoder.named_modules() — e.g. taps=['layer1', 'layer2', 'layer3', 'layer4'] for a torchvision ResNet.")
+                     "encoder.named_modules() — e.g. taps=['layer1', 'layer2', 'layer3', 'layer4'] for a tower whose stages are layer1..layer4.")
 
 def tap_names(visual: nn.Module, taps: Sequence[nn.Module | str] | None = None) -> list[str]:
     "Dotted names (in `visual`) of the tap modules: `auto_taps(visual)`, or `taps` given as names or submodules."

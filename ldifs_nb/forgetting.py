@@ -14,20 +14,22 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn as nn
+import open_clip
 import matplotlib
 import matplotlib.pyplot as plt
 from safetensors.torch import load_file
 
 from .core import RESULT_COLUMNS, atomic_path, write_json, read_json, file_sha256, resolve_device, as_list, progress
 from .data import get_dataset, MICRO_DATASETS, PAPER_DATASETS
-from .models import load_clip, MICRO_CLIP
+from .models import load_clip, MICRO_CLIP, image_size_of, activation_of
 from .evaluate import evaluate_checkpoint, model_fingerprint, resolve_precision, dataset_head
 from .train import checkpoint_states, split_state, versions, PAPER_MODEL
 from .losses import get_method
 
 # %% auto #0
-__all__ = ['WRAPPERS', 'REPORT_DEFAULTS', 'read_weights', 'vision_state', 'summary_markdown', 'plot_forgetting', 'run_settings',
-           'report_settings', 'forgetting_report']
+__all__ = ['WRAPPERS', 'HF_BLOCK', 'HF_VISION', 'HF_TEXT', 'REPORT_DEFAULTS', 'read_weights', 'vision_state', 'is_hf_clip',
+           'hf_to_open_clip', 'read_hf_clip', 'check_hf_vision', 'hf_vision_state', 'summary_markdown',
+           'plot_forgetting', 'run_settings', 'report_settings', 'forgetting_report']
 
 # %% ../nbs/15_forgetting.ipynb #a675280b
 WRAPPERS = ('state_dict', 'model', 'model_state_dict', 'module', 'net', 'params')   # keys other codebases nest a state dict under
@@ -85,14 +87,145 @@ def vision_state(weights: dict[str, torch.Tensor], visual: nn.Module, what: str 
                      f"shape{eg}. Give weights fine-tuned from the base model (`base`, `pretrained`), as a full CLIP or a "
                      "vision-tower state dict.")
 
+# %% ../nbs/15_forgetting.ipynb #f2ccbeb4
+HF_BLOCK = {'ln_1': 'layer_norm1', 'ln_2': 'layer_norm2', 'mlp.c_fc': 'mlp.fc1', 'mlp.c_proj': 'mlp.fc2', 'attn.out_proj': 'self_attn.out_proj'}
+HF_VISION = {'class_embedding': 'embeddings.class_embedding', 'positional_embedding': 'embeddings.position_embedding.weight',
+             'conv1.weight': 'embeddings.patch_embedding.weight', 'ln_pre': 'pre_layrnorm', 'ln_post': 'post_layernorm'}
+HF_TEXT = {'token_embedding.weight': 'embeddings.token_embedding.weight', 'positional_embedding': 'embeddings.position_embedding.weight',
+           'ln_final': 'final_layer_norm'}
+# open_clip name: transformers name (layer norms and linears carry .weight and .bias). The correspondence is the one of
+# huggingface/transformers src/transformers/models/clip/convert_clip_original_pytorch_to_hf.py (OpenAI/open_clip → HF);
+# open_clip's in_proj_weight is [q; k; v] stacked on dim 0, the order open_clip's src/open_clip/convert.py writes it in.
+
+def _hf_root(weights: dict, marker: str) -> str | None:
+    "The prefix before `marker` (e.g. 'vision_model.' + 'embeddings.patch_embedding.weight') in `weights`, or None."
+    return next((k[:-len(marker)] for k in weights if k.endswith(marker)), None)
+
+def is_hf_clip(weights: dict) -> bool:
+    "Whether `weights` is a Hugging Face `transformers` CLIP state dict (CLIPModel, CLIPVisionModel, …)."
+    return any(k.endswith(('embeddings.patch_embedding.weight', 'embeddings.token_embedding.weight')) for k in weights) and \
+        any('encoder.layers.' in k for k in weights)
+
+def _hf_tower(w: dict, p: str, top: dict, out: str) -> dict[str, torch.Tensor]:
+    "The open_clip names (under `out`) of the HF tower at prefix `p`: `top` renamed, every encoder layer renamed, q/k/v stacked."
+    got = {}
+    for o, h in top.items():
+        for suf in (('',) if o.endswith(('weight', 'embedding')) else ('.weight', '.bias')):
+            if p + h + suf in w: got[out + o + suf] = w[p + h + suf]
+    n = 1 + max((int(k[len(p + 'encoder.layers.'):].split('.')[0]) for k in w if k.startswith(p + 'encoder.layers.')), default=-1)
+    for i in range(n):
+        src, dst = f'{p}encoder.layers.{i}.', f'{out}transformer.resblocks.{i}.'
+        for o, h in HF_BLOCK.items():
+            for suf in ('.weight', '.bias'): got[dst + o + suf] = w[src + h + suf]
+        for suf in ('weight', 'bias'):
+            got[f'{dst}attn.in_proj_{suf}'] = torch.cat([w[f'{src}self_attn.{q}_proj.{suf}'] for q in 'qkv'])
+    return got
+
+def hf_to_open_clip(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A `transformers` CLIP state dict (CLIPModel, CLIPVisionModel(WithProjection), CLIPTextModel; 4.x or 5.x names) with
+    open_clip's names: `visual.…` (+ `visual.proj` from `visual_projection`), the text tower, `text_projection`, `logit_scale`."""
+    w = _tensors(weights, 'the Hugging Face state dict')
+    if not is_hf_clip(w):
+        raise ValueError("Not a Hugging Face CLIP state dict: no '…embeddings.patch_embedding.weight' or '…embeddings.token_embedding.weight' "
+                         "with '…encoder.layers.N…' weights. Accepted: the state dict of transformers' CLIPModel, CLIPVisionModel or "
+                         "CLIPVisionModelWithProjection, or a folder written by their save_pretrained")
+    out = {}
+    if (pv := _hf_root(w, 'embeddings.patch_embedding.weight')) is not None: out |= _hf_tower(w, pv, HF_VISION, 'visual.')
+    if (pt := _hf_root(w, 'embeddings.token_embedding.weight')) is not None: out |= _hf_tower(w, pt, HF_TEXT, '')
+    for hf, oc in (('visual_projection.weight', 'visual.proj'), ('text_projection.weight', 'text_projection')):
+        if (r := _hf_root(w, hf)) is not None: out[oc] = w[r + hf].T.contiguous()   # nn.Linear weight [out, in] → open_clip's x @ proj
+    if (r := _hf_root(w, 'logit_scale')) is not None: out['logit_scale'] = w[r + 'logit_scale']
+    return out
+
+def read_hf_clip(folder: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
+    "The weights and the vision config (a dict; {} if none) of a folder written by `transformers`' `save_pretrained`."
+    folder = Path(folder)
+    if not (folder/'config.json').is_file(): raise FileNotFoundError(f"{folder} has no config.json: not a save_pretrained folder")
+    cfg = read_json(folder/'config.json')
+    vision = cfg.get('vision_config') or (cfg if cfg.get('model_type') == 'clip_vision_model' else {})
+    files = sorted(folder.glob('*.safetensors')) or sorted(folder.glob('pytorch_model*.bin'))
+    if not files: raise FileNotFoundError(f"{folder} holds no weights: expected model.safetensors (or model-0000N-of-….safetensors, pytorch_model.bin)")
+    weights = {}
+    for f in files: weights |= read_weights(f)
+    return weights, vision
+
+def _hf_config(visual: nn.Module) -> dict:
+    "A transformers CLIPVisionConfig (as a dict) with the shapes and activation of the open_clip ViT `visual`."
+    t, b = visual.transformer, visual.transformer.resblocks[0]
+    return dict(hidden_size=t.width, num_hidden_layers=len(t.resblocks), num_attention_heads=b.attn.num_heads,
+                intermediate_size=b.mlp.c_fc.out_features, patch_size=visual.conv1.kernel_size[0], image_size=image_size_of(visual),
+                hidden_act='quick_gelu' if activation_of(visual) == 'QuickGELU' else 'gelu', layer_norm_eps=visual.ln_pre.eps)
+
+def _check_vit(visual: nn.Module) -> None:
+    if not isinstance(visual, open_clip.transformer.VisionTransformer) or getattr(visual, 'attn_pool', None) is not None \
+            or getattr(visual, 'pool_type', 'tok') != 'tok' or getattr(visual, 'final_ln_after_pool', False):
+        raise ValueError(f"Hugging Face CLIP weights map onto an open_clip ViT with OpenAI's layout (class-token pooling), but the base "
+                         f"model's vision tower is a {type(visual).__name__}. Give an OpenAI-layout base, e.g. --base ViT-B-32-quickgelu "
+                         "for openai/clip-vit-base-patch32, ViT-B-16-quickgelu, ViT-L-14-quickgelu")
+
+@torch.no_grad()
+def check_hf_vision(hf_weights: dict[str, torch.Tensor], visual: nn.Module, config: dict | None = None, n: int = 4,
+                    seed: int = 0, rtol: float = 1e-4) -> float:
+    """Max |difference| between the image embeddings of the `transformers` CLIP vision tower holding `hf_weights` and those of
+    the open_clip tower `visual` (holding them mapped) on `n` random images; a ValueError above `rtol` × the embeddings' scale."""
+    try: import transformers
+    except ImportError: raise ImportError("Reading Hugging Face CLIP checkpoints checks the mapped weights against transformers' own "
+                                          "model: pip install transformers") from None
+    _check_vit(visual)
+    known = set(transformers.CLIPVisionConfig().to_dict()) - {'model_type', 'transformers_version', 'architectures', '_name_or_path', 'torch_dtype', 'dtype'}
+    cfg = {k: v for k, v in (config or _hf_config(visual)).items() if k in known}
+    hv = transformers.CLIPVisionModel(transformers.CLIPVisionConfig(**cfg)).eval()
+    tower = getattr(hv, 'vision_model', hv)            # transformers 4.x nests it, 5.x does not
+    p = _hf_root(hf_weights, 'embeddings.patch_embedding.weight')
+    state = {k[len(p):]: v for k, v in hf_weights.items() if k.startswith(p) and not k.endswith('position_ids')}
+    try: tower.load_state_dict(state)
+    except RuntimeError as e:
+        raise ValueError(f"The Hugging Face vision weights do not fit a CLIPVisionModel of config {cfg} "
+                         f"({str(e).splitlines()[0]}); save the model with save_pretrained so that its config.json comes along") from None
+    x = torch.randn(n, 3, cfg.get('image_size', 224), cfg.get('image_size', 224), generator=torch.Generator().manual_seed(seed))
+    r = _hf_root(hf_weights, 'visual_projection.weight')
+    proj = hf_weights[r + 'visual_projection.weight'].T if r is not None else visual.proj   # a CLIPVisionModel has none: the base's
+    hf = tower(pixel_values=x).pooler_output.float() @ proj.float()
+    ours = visual.float()(x)
+    diff, scale = float((hf - ours).abs().max()), float(hf.abs().max())
+    if not diff <= rtol * max(scale, 1.):
+        raise ValueError(f"The open_clip tower with the mapped Hugging Face weights does not give transformers' embeddings (max "
+                         f"|difference| {diff:.3g}, embeddings up to {scale:.3g}). Most often the activation differs: the checkpoint's "
+                         f"hidden_act is {cfg.get('hidden_act', 'quick_gelu')!r}, the base model's MLPs use {activation_of(visual)} — "
+                         "OpenAI's weights need a -quickgelu base (e.g. ViT-B-32-quickgelu) or quick_gelu=True")
+    return diff
+
+def hf_vision_state(weights: dict[str, torch.Tensor], visual: nn.Module, config: dict | None = None,
+                    what: str = 'the checkpoint') -> tuple[dict[str, torch.Tensor], float]:
+    """The open_clip state dict of the vision tower `visual` from a `transformers` CLIP state dict (the base's `proj` where it
+    has no `visual_projection`), checked by `check_hf_vision`; and the embeddings' max |difference|."""
+    _check_vit(visual)
+    mapped = hf_to_open_clip(weights)
+    if not any(k.startswith('visual.') for k in mapped):
+        raise ValueError(f"{what} is a Hugging Face CLIP text model: it has no vision tower")
+    if 'visual.proj' not in mapped and visual.proj is not None: mapped['visual.proj'] = visual.proj.detach().clone()
+    state = vision_state(mapped, visual, what)
+    v = copy.deepcopy(visual); v.load_state_dict(state)
+    return state, check_hf_vision(_tensors(weights, what), v.eval(), config)
+
+
 # %% ../nbs/15_forgetting.ipynb #cb174142
+def _read_any(c, visual: nn.Module, what: str) -> dict:
+    "The vision state of one checkpoint — a state dict, a weights file or a transformers save_pretrained folder — and how it was read."
+    if isinstance(c, dict): w, cfg = _tensors(c, what), None
+    elif (Path(c)/'config.json').is_file(): w, cfg = read_hf_clip(c)
+    else: w, cfg = read_weights(c), None
+    if not is_hf_clip(w): return dict(state=vision_state(w, visual, what))
+    state, diff = hf_vision_state(w, visual, cfg, what)
+    return dict(layout='transformers CLIP', hf_max_abs_diff=diff, state=state)
+
 def _items(checkpoints, visual: nn.Module) -> list[dict]:
     "One entry (label, step, fraction, source, vision state) per checkpoint: files, state dicts, or every checkpoint of run folders."
     out = []
     cs = as_list(checkpoints) if isinstance(checkpoints, str) else list(checkpoints) if isinstance(checkpoints, (list, tuple)) else [checkpoints]
     for i, c in enumerate(cs):
         if isinstance(c, dict):
-            out.append(dict(label=f'ckpt{i}', source='state dict', state=vision_state(c, visual, f'checkpoint {i} (a dict)')))
+            out.append(dict(label=f'ckpt{i}', source='state dict', **_read_any(c, visual, f'checkpoint {i} (a dict)')))
         elif (Path(c)/'manifest.json').is_file():      # a run folder of ldifs_nb: its whole trajectory
             man = read_json(Path(c)/'manifest.json'); obj = get_method(man['config']['method']).objective
             for step, frac, st in checkpoint_states(c):
@@ -100,8 +233,8 @@ def _items(checkpoints, visual: nn.Module) -> list[dict]:
                                 task=man['config']['dataset'], state=vision_state(split_state(st, obj)['visual'], visual, f"{c} step {step}")))
         elif isinstance(c, (str, Path)):
             out.append(dict(label=Path(c).stem, source=str(c), sha256=file_sha256(c) if Path(c).is_file() else None,
-                            state=vision_state(read_weights(c), visual, str(c))))
-        else: raise ValueError(f"A checkpoint is a weights file, a run folder or a state dict, got {type(c).__name__}")
+                            **_read_any(c, visual, str(c))))
+        else: raise ValueError(f"A checkpoint is a weights file, a run folder, a transformers save_pretrained folder or a state dict, got {type(c).__name__}")
     if not out: raise ValueError("No checkpoints given: pass weights files, run folders or state dicts")
     n = len(out)
     for i, it in enumerate(out):                       # files in the order given: a trajectory, steps 0..n-1

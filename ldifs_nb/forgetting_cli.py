@@ -34,9 +34,10 @@ def forgetting_parser() -> argparse.ArgumentParser:
                                 "given here; the first line printed says which.",
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog='''examples:
   ldifs-forgetting runs/micro-position/lp-init-ldifs/0                     # every checkpoint of a run folder
-  ldifs-forgetting ft.safetensors --base ViT-B-32-quickgelu --pretrained openai --datasets cifar10 mnist svhn --out rep''')
-    p.add_argument('checkpoints', nargs='+', help='weights files (safetensors/.bin/.pt, full CLIP or vision tower) or run folders; '
-                   'several = a trajectory')
+  ldifs-forgetting ft.safetensors --base ViT-B-32-quickgelu --pretrained openai --datasets cifar10 mnist svhn --out rep
+  ldifs-forgetting my-hf-clip/ --base ViT-B-32-quickgelu --pretrained openai     # a transformers save_pretrained folder''')
+    p.add_argument('checkpoints', nargs='+', help='weights files (safetensors/.bin/.pt, open_clip full CLIP or vision tower, or a '
+                   'transformers CLIP state dict), run folders, or transformers CLIP save_pretrained folders; several = a trajectory')
     p.add_argument('--base', default=None, help="open_clip model name of the base model (default: a run folder's model, else micro-clip)")
     p.add_argument('--pretrained', default='auto', help="the base model's weights: open_clip tag or weights file "
                    "(auto: a run folder's, else the shipped micro-clip weights / 'openai')")
@@ -69,10 +70,11 @@ def check_forgetting_args(a: dict) -> dict:
         p = Path(c)
         if not p.exists():
             raise ValueError(f"No checkpoint {c!r}: no such file or folder. Give weights files ({', '.join(WEIGHT_SUFFIXES)}) "
-                             "or run folders of ldifs_nb (with a manifest.json)")
-        if p.is_dir() and not (p/'manifest.json').is_file():
-            raise ValueError(f"{c!r} is a folder but not a run folder of ldifs_nb (no manifest.json in it). Give weights files "
-                             "or run folders, e.g. runs/micro-position/lp-init-ldifs/0")
+                             "run folders of ldifs_nb (with a manifest.json) or transformers CLIP save_pretrained folders (with a config.json)")
+        if p.is_dir() and not (p/'manifest.json').is_file() and not (p/'config.json').is_file():
+            raise ValueError(f"{c!r} is a folder but not a run folder of ldifs_nb (no manifest.json in it) nor a Hugging Face "
+                             "save_pretrained folder (no config.json). Give weights files, run folders, e.g. "
+                             "runs/micro-position/lp-init-ldifs/0, or transformers CLIP folders")
     for d in (a.get('datasets') or []) + [a.get('task')]: _check(d, DATASET_NAMES, 'dataset')
     base = a.get('base')
     if base is not None and not base.startswith('hf-hub:') and base not in (names := model_names()):

@@ -76,6 +76,17 @@ def activation_of(model: nn.Module) -> str:
     return 'unknown'
 
 # %% ../nbs/03_models.ipynb #618ad5dc
+def _tokenizer(name: str, hub_tokenizer: str | None):
+    "open_clip's tokenizer of `name`; a clear error when it is a Hugging Face hub tokenizer that is not in the local cache."
+    try: return open_clip.get_tokenizer(name)
+    except Exception as e:
+        if not hub_tokenizer: raise
+        raise MissingWeightsError(
+            f"The tokenizer of {name!r} is the Hugging Face tokenizer {hub_tokenizer!r}; it is not in the local cache and could not be "
+            f"downloaded ({type(e).__name__}). On a machine with internet access run `open_clip.get_tokenizer({name!r})` once, then copy "
+            "its Hugging Face cache ($HF_HOME) here. The image tower needs no tokenizer: "
+            f"`open_clip.create_model({name!r}).visual` with `ldifs_nb.regulariser.LDIFS` works offline.") from None
+
 def load_clip(name: str, pretrained: str | os.PathLike | None = None, device: str | torch.device = 'cpu',
               cache_dir: str | os.PathLike | None = None, quick_gelu: bool | None = None) -> Clip:
     "Build an open_clip model with its eval transform and tokenizer, loading `pretrained` (tag or file)."
@@ -96,17 +107,19 @@ def load_clip(name: str, pretrained: str | os.PathLike | None = None, device: st
     # open_clip logs to the root logger (random init, failed downloads); our errors say it better
     root = logging.getLogger(); level = root.level; root.setLevel(logging.CRITICAL)
     hf = huggingface_hub.constants; was_offline = hf.HF_HUB_OFFLINE
-    if pretrained and not os.path.isfile(pretrained) and not _reachable('huggingface.co'): hf.HF_HUB_OFFLINE = True
+    hub_tokenizer = ((open_clip.get_model_config(name) or {}).get('text_cfg') or {}).get('hf_tokenizer_name')   # e.g. SigLIP's
+    if ((pretrained and not os.path.isfile(pretrained)) or hub_tokenizer) and not _reachable('huggingface.co'): hf.HF_HUB_OFFLINE = True
     try:
         model, _, preprocess = open_clip.create_model_and_transforms(
             name, pretrained=pretrained, device=device, cache_dir=None if cache_dir is None else str(cache_dir),
             force_quick_gelu=quick_gelu)
+        tokenizer = _tokenizer(name, hub_tokenizer)
     except RuntimeError as e:
         if 'download' in str(e).lower(): raise MissingWeightsError(_weights_help(name, pretrained, cache_dir)) from None
         raise
     finally: root.setLevel(level); hf.HF_HUB_OFFLINE = was_offline
     model.eval()
-    return Clip(model, preprocess, open_clip.get_tokenizer(name))
+    return Clip(model, preprocess, tokenizer)
 
 # %% ../nbs/03_models.ipynb #1dcea398
 @torch.no_grad()
