@@ -10,7 +10,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 NBS = ROOT/'nbs'
-RESULTS_PAGES = ['micro_results.ipynb', 'paper_results.ipynb']
+RESULTS_PAGES = ['micro_results.ipynb', 'paper_results.ipynb', '19_towers.ipynb']
 SKIP_FLAGS = ('slow', 'gpu', 'notest')   # the cells the default `nbdev-test` skips (tst_flags)
 
 # -------------------------------------------------------------------------------------------------------------
