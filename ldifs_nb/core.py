@@ -139,7 +139,7 @@ def tensor_fingerprint(tensors: dict[str, torch.Tensor], n: int = 16) -> str:
     for k in sorted(tensors):
         t = tensors[k].detach().cpu().contiguous()
         h.update(k.encode()); h.update(str(tuple(t.shape)).encode()); h.update(str(t.dtype).encode())
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b'')
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b'')  # reshape: a 0-d tensor (BatchNorm's num_batches_tracked) cannot be viewed as bytes
     return h.hexdigest()[:n]
 
 # %% ../nbs/00_core.ipynb #ca6445c0
