@@ -23,8 +23,9 @@ from .report import forgetting_table, method_label, method_style, finish_figure,
 from .wiseft_cli import ALPHAS, check_alphas   # torch-free: the console script checks α before importing torch
 
 # %% auto #0
-__all__ = ['WISEFT_COLUMNS', 'interpolate', 'finished_run', 'run_ends', 'alpha_name', 'wiseft_dir', 'wiseft_run', 'wiseft_table',
-           'plot_wiseft', 'pareto_points', 'frontier_gain', 'dominates', 'summary_markdown', 'wiseft']
+__all__ = ['WISEFT_COLUMNS', 'WISEFT_TABLE_COLUMNS', 'interpolate', 'finished_run', 'run_ends', 'alpha_name', 'wiseft_dir',
+           'wiseft_run', 'wiseft_table', 'plot_wiseft', 'pareto_points', 'frontier_gain', 'dominates',
+           'summary_markdown', 'wiseft']
 
 # %% ../nbs/18_wiseft.ipynb #bda6fcc6
 def interpolate(theta0: dict[str, torch.Tensor], theta1: dict[str, torch.Tensor], alpha: float) -> dict[str, torch.Tensor]:
@@ -39,6 +40,7 @@ def interpolate(theta0: dict[str, torch.Tensor], theta1: dict[str, torch.Tensor]
         if a.shape != b.shape: raise ValueError(f"{k!r} has shape {list(a.shape)} in θ0 and {list(b.shape)} in θ: not the same model")
         if a.is_floating_point(): out[k] = (1 - alpha) * a + alpha * b.to(a.dtype)   # exact at α = 0 and α = 1 (not lerp)
         elif torch.equal(a, b): out[k] = a.clone()
+        elif k.endswith('num_batches_tracked'): out[k] = torch.round((1 - alpha) * a + alpha * b).to(a.dtype)   # BatchNorm's counter
         else: raise ValueError(f"{k!r} ({a.dtype}) differs between θ0 and θ and cannot be interpolated")
     return out
 
@@ -141,11 +143,13 @@ def wiseft_run(rd: str | Path, alphas: Sequence[float] = ALPHAS, out_dir: str | 
     return res[res['alpha'].isin(alphas)].reset_index(drop=True)
 
 # %% ../nbs/18_wiseft.ipynb #55eb8ba2
+WISEFT_TABLE_COLUMNS = ['task', 'method', 'alpha', 'mean_delta_zs', 'mean_delta_lp', 'task_clf_top1', 'mean_zs_ece', 'mean_lp_ece', 'task_clf_ece']
+
 def wiseft_table(results: pd.DataFrame) -> pd.DataFrame:
-    "Per (task, method, α): mean Δ_ZS and Δ_LP over the other datasets and the classifier's task accuracy (`forgetting_table` at each α)."
+    """Per (task, method, α): mean Δ_ZS and Δ_LP over the other datasets, the classifier's task accuracy, and the ECEs (mean ZS / LP
+    over the other datasets, the classifier's on the task; NaN for results written before ECE): `forgetting_table` at each α."""
     t = pd.concat([forgetting_table(g).assign(alpha=a) for a, g in results.groupby('alpha')], ignore_index=True)
-    return t[['task', 'method', 'alpha', 'mean_delta_zs', 'mean_delta_lp', 'task_clf_top1']].sort_values(
-        ['task', 'method', 'alpha'], ignore_index=True)
+    return t[WISEFT_TABLE_COLUMNS].sort_values(['task', 'method', 'alpha'], ignore_index=True)
 
 _X = {'mean_delta_lp': 'mean Δ_LP on the other datasets (points)', 'mean_delta_zs': 'mean Δ_ZS on the other datasets (points)'}
 
@@ -205,12 +209,17 @@ def dominates(table: pd.DataFrame, method: str, other: str, x: str = 'mean_delta
     return g.groupby('task')['gain'].apply(lambda s: bool((s >= 0).all()) and not s.isna().any())
 
 # %% ../nbs/18_wiseft.ipynb #aa7ca843
+_SUMMARY = {'task_clf_top1': 'task acc. (%)', 'mean_delta_lp': 'mean Δ_LP', 'mean_delta_zs': 'mean Δ_ZS',
+            'task_clf_ece': 'task ECE (%)', 'mean_lp_ece': 'mean LP ECE (%)', 'mean_zs_ece': 'mean ZS ECE (%)'}
+
 def summary_markdown(table: pd.DataFrame) -> str:
-    "Markdown table of a `wiseft_table`: per task and method, the task accuracy and mean Δ_LP / Δ_ZS at each α."
-    t = table.assign(method=table['method'].map(method_label)).round(1)
-    t = t.rename(columns={'alpha': 'α', 'task_clf_top1': 'task acc. (%)', 'mean_delta_lp': 'mean Δ_LP', 'mean_delta_zs': 'mean Δ_ZS'})
-    return markdown_table(t.set_index(['task', 'method', 'α'])[['task acc. (%)', 'mean Δ_LP', 'mean Δ_ZS']]) + \
-        '\n\nΔ in points against the pre-trained model, mean over the evaluated datasets other than the task.\n'
+    "Markdown table of a `wiseft_table`: per task, method and α, the task accuracy, mean Δ_LP / Δ_ZS and the ECEs (where the results have them)."
+    cols = [c for c in _SUMMARY if c in table and table[c].notna().any()]   # results written before ECE: no ECE columns
+    t = table.assign(method=table['method'].map(method_label)).round({c: 1 for c in cols}).rename(columns=_SUMMARY | {'alpha': 'α'})
+    ece = any(c.endswith('_ece') for c in cols)
+    return markdown_table(t.set_index(['task', 'method', 'α'])[[_SUMMARY[c] for c in cols]]) + \
+        '\n\nΔ in points against the pre-trained model, mean over the evaluated datasets other than the task' + \
+        ('; ECE (15 bins): ZS and LP mean over the other datasets, the classifier\'s on the task.\n' if ece else '.\n')
 
 def wiseft(runs: Sequence[str | Path] | str | Path, alphas: Sequence[float] = ALPHAS, out_dir: str | Path = 'wiseft',
            device: str = 'auto', data_root: str | None = None, precision: str = 'auto', keep_checkpoints: bool = False) -> pd.DataFrame:

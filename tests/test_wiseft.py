@@ -28,7 +28,7 @@ def test_cli_run_folder(tmp_path):
     r = subprocess.run(['ldifs-wiseft', str(rd), '--alphas', '0,1', '--out', str(out), '--device', 'cpu'],
                        capture_output=True, text=True, env=ENV, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
-    assert 'task acc. (%)' in r.stdout and 'wiseft.csv' in r.stdout
+    assert 'task acc. (%)' in r.stdout and 'mean ZS ECE (%)' in r.stdout and 'wiseft.csv' in r.stdout
     res = pd.read_csv(out/'wiseft.csv')
     assert list(res.columns) == WISEFT_COLUMNS and sorted(res['alpha'].unique()) == [0, 1]
     v = res.set_index(['alpha', 'dataset', 'split', 'metric'])['value']
