@@ -1,14 +1,16 @@
 """`ldifs-sweep --executor slurm` on a real Slurm cluster: one job array, a job that fails, a job pre-empted and
 requeued, and results equal to a local run.
 
-Skipped unless a Slurm cluster answers `sinfo` (with accounting: submitit reads job states with `sacct`). CI starts a
-one-node cluster with `.ci/slurm_start.sh` where it runs as root with apt, and stops it with `.ci/slurm_stop.sh`.
+Skipped unless a Slurm cluster answers `sinfo` (with accounting: submitit reads job states with `sacct`), or with
+LDIFS_SLURM_TESTS=0 (for a shared cluster, where the test would queue its small CPU jobs). CI starts a one-node
+cluster with `.ci/slurm_start.sh` where it runs as root with apt, and stops it with `.ci/slurm_stop.sh`.
+
 The sweep runs as a user would run it, as a separate process; the jobs are tiny (micro-CLIP, 8 steps, one
 evaluation dataset, `--device cpu`). One job fails only on the node: its data (Stanford Cars, which cannot be
-downloaded automatically) is not there, which the submitting side does not check. The other is stopped half-way at a known step (the `LDIFS_FAULT` hook of
-`ldifs_nb.core.fault_point` holds it there) and pre-empted the way submitit handles it (SIGTERM, then submitit's
-requeue signal USR2, both to every process of the job): it must be requeued, resume from its last resume state and end with the same results table
-and checkpoint as an uninterrupted local run.
+downloaded automatically) is not there, which the submitting side does not check. The other is held half-way at
+a known step (the `LDIFS_FAULT` hook of `ldifs_nb.core.fault_point`) and pre-empted the way submitit handles it
+(SIGTERM, then submitit's requeue signal USR2, both sent to every process of the job): it must be requeued,
+resume from its last resume state and end with the same results table and checkpoint as an uninterrupted local run.
 """
 import json, os, shutil, subprocess, sys, time
 from pathlib import Path
@@ -19,6 +21,7 @@ import pytest
 
 def _cluster() -> tuple[str | None, str]:
     "(default partition, '') if a Slurm cluster with an idle node and accounting answers, else (None, why not)."
+    if os.environ.get('LDIFS_SLURM_TESTS') == '0': return None, 'LDIFS_SLURM_TESTS=0 (e.g. on a shared cluster: the test submits jobs)'
     if not shutil.which('sinfo') or not shutil.which('sacct'): return None, 'no Slurm client commands (sinfo, sacct)'
     try:
         r = subprocess.run(['sinfo', '-h', '-o', '%P|%a|%t'], capture_output=True, text=True, timeout=15)
