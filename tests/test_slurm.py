@@ -114,12 +114,17 @@ def sweep_on_slurm(root: Path) -> dict:
         for p in procs:
             if p.poll() is None: p.kill(); p.communicate()
         if 'jobs' in locals(): subprocess.run(['scancel', *{j.split('_')[0] for j in jobs.values()}], capture_output=True, timeout=30)
-    acct = subprocess.run(['sacct', '-n', '-P', '-D', '-X', '-j', job.split('_')[0], '-o', 'JobID,State,ReqTRES'],
-                          capture_output=True, text=True, timeout=30).stdout
+    def acct():   # the array's accounting records, once each job's last record has its final state (sacct may lag submitit)
+        a = subprocess.run(['sacct', '-n', '-P', '-D', '-X', '-j', job.split('_')[0], '-o', 'JobID,State,ReqTRES'],
+                           capture_output=True, text=True, timeout=30).stdout
+        last = {l.split('|')[0]: l.split('|')[1] for l in a.splitlines() if l.count('|') == 2}
+        return a if last and not {'PENDING', 'RUNNING', 'COMPLETING', 'REQUEUED'} & set(last.values()) else ''
+    end = time.monotonic() + 60
+    while not (records := acct()) and time.monotonic() < end: time.sleep(0.5)
     print(f"[slurm test] submitted at {t_submitted:.1f} s, run held at {t_held:.1f} s, sweep done at {t_sweep:.1f} s, "
           f"local run done at {time.monotonic() - t0:.1f} s")
     return dict(out=out, local=local, rd=rd, job=job, jobs=jobs, held=held, rc=sweep.returncode, stdout=out_s, stderr=err_s,
-                status=pd.read_csv(out/'sweep_status.csv'), acct=acct)
+                status=pd.read_csv(out/'sweep_status.csv'), acct=records)
 
 
 def test_sweep_on_slurm(tmp_path):
