@@ -6,7 +6,7 @@ Docs: https://ldifs-nb.github.io/ldifs_nb/sweep.html.md"""
 
 # %% ../nbs/12_sweep.ipynb #0b7d1a92
 from __future__ import annotations
-import contextlib, dataclasses, functools, math, json, os, subprocess, sys, threading, time
+import contextlib, dataclasses, functools, math, json, os, signal, subprocess, sys, threading, time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,9 +20,9 @@ from .report import final, load_results
 from . import config
 
 # %% auto #0
-__all__ = ['FORK_JOBS', 'STATUS_COLUMNS', 'LAMBDA_GRID', 'Job', 'torchrun_argv', 'sweep_jobs', 'DevicePool', 'run_process',
-           'sweep', 'run_jobs', 'SubmititTask', 'slurm_executor', 'submit_jobs', 'best_lambda', 'select_lambda',
-           'seed_study']
+__all__ = ['FORK_JOBS', 'STATUS_COLUMNS', 'PREEMPT_WAIT_S', 'LAMBDA_GRID', 'Job', 'torchrun_argv', 'sweep_jobs', 'DevicePool',
+           'run_process', 'sweep', 'run_jobs', 'SubmititTask', 'slurm_executor', 'job_gpus', 'submit_jobs',
+           'best_lambda', 'select_lambda', 'seed_study']
 
 # %% ../nbs/12_sweep.ipynb #045a4bd0
 @dataclass
@@ -108,6 +108,12 @@ class DevicePool:
 
 def _log_path(status_dir: Path, job: Job) -> Path: return Path(status_dir)/'sweep_logs'/(job.name.replace('/', '__') + '.log')
 
+def _error_line(log: Path, rc: int | None = None) -> str:
+    "What a failed job said: its console script's own error line (`…: error: …`), else its log's last line, else the exit code."
+    lines = [l for l in Path(log).read_text(errors='replace').splitlines() if l.strip()] if Path(log).exists() else []
+    said = [l for l in lines if ': error:' in l]   # (a missing-data error goes on with how to get the data)
+    return said[-1] if said else lines[-1] if lines else f'exit code {rc}' if rc is not None else ''
+
 def _job_server() -> None:
     """The sweep's job server: imports what every job needs (torch, open_clip, the package) once, then runs each job it
     reads from stdin (a JSON line: id, console-script function, its arguments, log file, environment) in a fork of itself,
@@ -188,9 +194,7 @@ def run_process(job: Job, devices: Sequence[str] | None, log: Path, env: dict, s
     argv, extra = job.command(devices)
     log.parent.mkdir(parents=True, exist_ok=True)
     r = subprocess.CompletedProcess(argv, _returncode(argv, log, {**env, **extra}, server))
-    lines = [l for l in log.read_text().splitlines() if l.strip()]
-    said = [l for l in lines if ': error:' in l]   # the script's own error line (a missing-data error goes on with how to get the data)
-    err = '' if r.returncode == 0 else (said[-1] if said else lines[-1] if lines else f'exit code {r.returncode}')
+    err = '' if r.returncode == 0 else _error_line(log, r.returncode)
     return dict(job=job.name, status='done' if r.returncode == 0 else 'failed', error=err,
                 seconds=round(time.perf_counter() - t0, 1), where=' '.join(devices or ()))
 
@@ -251,6 +255,8 @@ def run_jobs(jobs: Sequence[Job], n_jobs: int | None = None, devices: Sequence[s
         return _save_status(rows, jobs, status_dir)
 
 # %% ../nbs/12_sweep.ipynb #b7e2a004
+PREEMPT_WAIT_S = 60   # how long a job whose run got SIGTERM waits for submitit's requeue signal before it counts as failed
+
 class SubmititTask:
     "What one Slurm (or submitit-local) job runs: the job's console-script command; requeued with the same command when the cluster stops it."
     def __init__(self, argv: Sequence[str], log: str, env: dict | None = None):
@@ -258,25 +264,37 @@ class SubmititTask:
 
     def __call__(self) -> str:
         Path(self.log).parent.mkdir(parents=True, exist_ok=True)
+        self._ended = threading.Event()
         with open(self.log, 'a') as f:
             self._proc = subprocess.Popen(self.argv, stdout=f, stderr=subprocess.STDOUT, env={**os.environ, **self.env})
-            rc = self._proc.wait()
-        if rc != 0:
-            lines = [l for l in Path(self.log).read_text().splitlines() if l.strip()]
-            raise RuntimeError(lines[-1] if lines else f'exit code {rc}')
+        # A thread waits for the run. Were this thread (the main one, where submitit's signal handler runs `checkpoint`)
+        # blocked in `Popen.wait`, the handler could not reap the run it stops: Popen's wait lock would be held by the very
+        # wait the handler interrupted, and `checkpoint` would sit out its whole timeout.
+        threading.Thread(target=lambda: (self._proc.wait(), self._ended.set()), daemon=True).start()
+        while not self._ended.wait(1.0): pass
+        rc = self._proc.returncode
+        if rc == -signal.SIGTERM:
+            # Slurm signals every process of a job step: on pre-emption the run gets the SIGTERM that submitit's own process
+            # ignores, and submitit's requeue signal (USR2) comes after it. Wait for that signal (its handler requeues this
+            # job and ends this process) instead of reporting the job as failed; a cancelled job is killed meanwhile.
+            deadline = time.monotonic() + PREEMPT_WAIT_S
+            while time.monotonic() < deadline: time.sleep(0.5)
+            raise RuntimeError(f"the run was stopped by SIGTERM and not requeued within {PREEMPT_WAIT_S} s; run the sweep again to resume it")
+        if rc < 0: raise RuntimeError(f"the run was killed by {signal.Signals(-rc).name}" + (' (out of memory?)' if rc == -signal.SIGKILL else ''))
+        if rc != 0: raise RuntimeError(_error_line(Path(self.log), rc))
         return 'done'
 
     def checkpoint(self, *args, **kwargs):
         "On pre-emption or time-out: requeue the same command; the run folder resumes from its last resume state."
         import submitit
-        proc = getattr(self, '_proc', None)
-        if proc is not None and proc.poll() is None:   # stop the run now: it resumes from its last resume state
+        proc, ended = getattr(self, '_proc', None), getattr(self, '_ended', None)
+        if proc is not None and not ended.is_set():   # stop the run now: it resumes from its last resume state
             proc.terminate()
-            try: proc.wait(60)
-            except subprocess.TimeoutExpired: proc.kill()
+            proc.send_signal(signal.SIGCONT)   # a stopped run (a suspended job) holds the SIGTERM until it runs again
+            if not ended.wait(60): proc.kill(); ended.wait(10)
         return submitit.helpers.DelayedSubmission(SubmititTask(self.argv, self.log, self.env), *args, **kwargs)
 
-    def __getstate__(self): return {k: v for k, v in self.__dict__.items() if k != '_proc'}  # a process is not sent along
+    def __getstate__(self): return {k: v for k, v in self.__dict__.items() if k not in ('_proc', '_ended')}  # a process is not sent along
 
 def _minutes(t) -> int:
     "A Slurm time limit as minutes: a number of minutes, 'H:MM', 'H:MM:SS' or 'D-HH:MM:SS'."
@@ -289,12 +307,15 @@ def _minutes(t) -> int:
         return max(1, math.ceil(float(d) * 1440 + h * 60 + m + sec / 60))
     except ValueError: raise ValueError(f"time must be minutes or H:MM[:SS] or D-HH:MM:SS, got {t!r}") from None
 
-def slurm_executor(folder: str | Path, partition: str | None = None, gpus_per_job: int = 1, time='24:00:00',
+def slurm_executor(folder: str | Path, partition: str | None = None, gpus_per_job: int | None = None, time='24:00:00',
                    array_parallelism: int | None = None, cpus_per_task: int | None = None, cluster: str = 'slurm', **extra):
-    "A submitit executor for the sweep's jobs: one task per job, `gpus_per_job` GPUs (several: torchrun inside), `time` limit."
+    "A submitit executor for the sweep's jobs: one task per job, `gpus_per_job` GPUs (None: as the jobs' device needs; several: torchrun inside), `time` limit."
     import submitit
     ex = submitit.AutoExecutor(folder=str(folder), cluster=cluster)
-    p = dict(timeout_min=_minutes(time), gpus_per_node=int(gpus_per_job), tasks_per_node=1, nodes=1, name='ldifs')
+    p = dict(timeout_min=_minutes(time), tasks_per_node=1, nodes=1, name='ldifs')
+    if gpus_per_job is not None:
+        if int(gpus_per_job) < 0: raise ValueError(f"gpus_per_job must be 0 or more, got {gpus_per_job}")
+        p['gpus_per_node'] = int(gpus_per_job)
     if cpus_per_task: p['cpus_per_task'] = int(cpus_per_task)
     if cluster == 'slurm':
         if partition: p['slurm_partition'] = partition
@@ -302,29 +323,74 @@ def slurm_executor(folder: str | Path, partition: str | None = None, gpus_per_jo
     ex.update_parameters(**p, **extra)
     return ex
 
+def job_gpus(job: Job, gpus_per_job: int | None = None) -> int:
+    "GPUs a submitted `job` asks the cluster for: `gpus_per_job`, or (None) 1 unless the job runs on `--device cpu`; a CPU job asks for none."
+    device = str(job.options.get('device') or 'auto')
+    if device == 'cpu':
+        if gpus_per_job is not None and gpus_per_job > 1:
+            raise ValueError(f"Job {job.name} runs on device 'cpu' but asks for {gpus_per_job} GPUs; drop --gpus-per-job or the --device cpu")
+        return 0   # the default of 1 GPU per job is for GPU jobs: a job that runs on the CPU holds none
+    if gpus_per_job is None: return 1
+    if gpus_per_job == 0 and device.startswith('cuda'):
+        raise ValueError(f"Job {job.name} runs on device {device!r} but asks for no GPU (--gpus-per-job 0); give it 1 or more, or use --device cpu")
+    return int(gpus_per_job)
+
+def _request(executor, gpus: int, n: int) -> str:
+    "What a submission of `n` jobs asks the cluster for, in sbatch's words."
+    p = executor.parameters
+    part = p.get('partition') or p.get('slurm_partition')
+    cpus = p.get('cpus_per_task')
+    return ', '.join([f"{'an array of ' if n > 1 else ''}{n} job{'s' if n > 1 else ''}",
+                      f"partition {part}" if part else "the default partition (no --partition)",
+                      f"gres gpu:{gpus} per job (--gpus-per-node={gpus})" if gpus else "no GPU (no gres)",
+                      f"{cpus} CPUs per job" if cpus else "the default CPUs per job",
+                      f"time limit {p.get('time') or p.get('timeout_min')} min"])
+
+def _submit(executor, tasks: list, gpus: int) -> list:
+    "Submit `tasks` as one array asking for `gpus` GPUs each; a refused submission → one ValueError saying what was asked and how to change it."
+    import submitit
+    p = executor.parameters   # (submitit's executors take parameters as they are here when they submit)
+    old = p.get('gpus_per_node')
+    if gpus: p['gpus_per_node'] = gpus
+    else: p.pop('gpus_per_node', None)   # no GPU: no gres line at all
+    try:
+        with executor.batch(): return [executor.submit(t) for t in tasks]   # one Slurm job array
+    except (submitit.core.utils.FailedJobError, submitit.core.utils.FailedSubmissionError, OSError) as e:
+        said = [l.strip() for l in str(e).splitlines() if l.strip()] or [type(e).__name__]
+        raise ValueError(f"The cluster refused the sweep's jobs: {' / '.join(said[-3:])}. They asked for {_request(executor, gpus, len(tasks))}. "
+                         "Change the request: --gpus-per-job G (0: no GPU; jobs on --device cpu ask for none), --partition P "
+                         "(the partitions: `sinfo -s`), --time T (slurm_executor's arguments from Python).") from None
+    finally:
+        if old is None: p.pop('gpus_per_node', None)
+        else: p['gpus_per_node'] = old
+
 def submit_jobs(jobs: Sequence[Job], executor, status_dir: Path, wait: bool = True) -> list[dict]:
-    "Submit `jobs` through a submitit executor (as one array where it can), wait for them; their status rows."
+    "Submit `jobs` through a submitit executor (as one array per GPU count, one array in all for a uniform sweep), wait for them; their status rows."
     if isinstance(executor, str):
         check_name(executor, ('local', 'slurm'), 'executor')
         executor = slurm_executor(Path(status_dir)/'slurm')
     if not jobs: return []
-    gpus = int(executor.parameters.get('gpus_per_node', 0) or 0)
-    tasks = []
-    for j in jobs:
-        n = max(gpus, 1)
-        argv = j.argv() if n == 1 else torchrun_argv(n, j.argv())
-        if n > 1 or gpus: argv += ['--device', 'cuda']   # the GPUs the cluster gave this job (CUDA_VISIBLE_DEVICES)
-        tasks.append(SubmititTask(argv, _log_path(status_dir, j)))
+    asked = executor.parameters.get('gpus_per_node')
+    asked = None if asked is None else int(asked)
+    gpus = [job_gpus(j, asked) for j in jobs]   # every job's request checked before anything is submitted
+    subs = [None] * len(jobs)
     t0 = time.perf_counter()
-    with executor.batch(): subs = [executor.submit(t) for t in tasks]   # one Slurm job array
+    for g in sorted(set(gpus)):
+        idx = [i for i, n in enumerate(gpus) if n == g]
+        tasks = []
+        for i in idx:
+            j, n = jobs[i], max(g, 1)
+            argv = j.argv() if n == 1 else torchrun_argv(n, j.argv())
+            if g: argv += ['--device', 'cuda']   # the GPUs the cluster gave this job (CUDA_VISIBLE_DEVICES)
+            tasks.append(SubmititTask(argv, _log_path(status_dir, j)))
+        for i, s in zip(idx, _submit(executor, tasks, g)): subs[i] = s
     rows = [dict(job=j.name, status='submitted', error='', seconds=0., where=f'job {s.job_id}') for j, s in zip(jobs, subs)]
     _save_status(rows, jobs, status_dir)  # the job ids are on disk while we wait
     if not wait: return rows
     for j, r, s in zip(jobs, rows, progress(subs, total=len(subs), desc=f"submitted sweep jobs finished ({len(subs)} jobs)")):
         try: s.result(); r['status'] = 'done'
-        except Exception as e:   # the job's own last line (its log), else submitit's message
-            lines = [l for l in log.read_text().splitlines() if l.strip()] if (log := _log_path(status_dir, j)).exists() else []
-            r['status'], r['error'] = 'failed', lines[-1] if lines else (str(e).strip().splitlines() or [type(e).__name__])[0]
+        except Exception as e:   # the job's own error line (its log), else submitit's message
+            r['status'], r['error'] = 'failed', _error_line(_log_path(status_dir, j)) or (str(e).strip().splitlines() or [type(e).__name__])[0]
         r['seconds'] = round(time.perf_counter() - t0, 1)
     return rows
 
