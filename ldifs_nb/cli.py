@@ -12,7 +12,7 @@ from typing import Sequence
 
 from .config import (FinetuneConfig, PAPER_DEFAULTS, MICRO_DEFAULTS, METHOD_NAMES, METHOD_ALIASES, INITS,
                              PAPER_DATASET_NAMES, MICRO_DATASET_NAMES, DATASET_NAMES, NORMS, LP_PROTOCOLS,
-                             LP_BACKENDS, ANCHOR_NAMES, LAMBDA_GRID, VALUE_FIELDS, check_values)
+                             LP_BACKENDS, ANCHOR_NAMES, LAMBDA_GRID, VALUE_FIELDS, PRECISIONS, check_values)
 
 # %% auto #0
 __all__ = ['FIELD_HELP', 'RUN_HELP', 'RUN_EXAMPLES', 'SEQUENCE_HELP', 'SEQUENCE_EXAMPLES', 'SWEEP_HELP', 'SWEEP_EXAMPLES',
@@ -44,7 +44,9 @@ FIELD_HELP = {
     'data_root': "data and embedding cache; default $LDIFS_DATA, else ~/.cache/ldifs_nb",
     'out_dir': "where runs go: OUT_DIR/<dataset>/<method>/<seed>/ (sequences: OUT_DIR/<task1>+<task2>/…)",
     'device': "auto = cuda if available, else cpu; or cpu, cuda, cuda:N, mps",
-    'bf16': "bf16 autocast (CUDA only)",
+    'precision': f"training forwards: {PRECISIONS[0]} (released code) or {PRECISIONS[1]} (autocast: weights, gradients and AdamW stay fp32)",
+    'accum_steps': "gradient accumulation: each batch in this many parts, one backward each, one update (the whole batch's, in less memory)",
+    'grad_checkpointing': "activation checkpointing: recompute each transformer block in the backward (less memory, ~1 more forward)",
     'quick_gelu': "QuickGELU activations; default: what the weights need (OpenAI weights: on)",
     'augment': "training augmentation (open_clip's train transform); default: on for paper datasets, off for micro",
     'lp_protocol': f"linear probes: {LP_PROTOCOLS[0]} (released code: AdamW, lr grid) or {LP_PROTOCOLS[1]} (paper text: sklearn, C grid)",
@@ -99,7 +101,8 @@ def check_args(a: dict) -> dict:
     names = [a.get('dataset')] + (a.get('datasets') or []) + (a.get('tasks') or []) + (a.get('eval_datasets') or [])
     names += [t for s in a.get('sequences') or [] for t in s.split(',')]
     for d in names: _check(d, DATASET_NAMES, 'dataset')
-    for k, valid in (('init', INITS), ('norm', NORMS), ('lp_protocol', LP_PROTOCOLS), ('lp_backend', LP_BACKENDS), ('anchor', ANCHOR_NAMES)):
+    for k, valid in (('init', INITS), ('norm', NORMS), ('lp_protocol', LP_PROTOCOLS), ('lp_backend', LP_BACKENDS), ('anchor', ANCHOR_NAMES),
+                     ('precision', PRECISIONS)):
         _check(a.get(k), valid, k)
     if a.get('ckpt_fractions') is not None:
         try: a['ckpt_fractions'] = tuple(float(f) for f in _flat(a['ckpt_fractions']))
