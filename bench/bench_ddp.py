@@ -67,7 +67,7 @@ def main():
         for k in (('hand', 'ddp') if b % 2 == 0 else ('ddp', 'hand')):
             for j in range(args.steps): times[k].append(step(k, s + j))
         s += args.steps
-    diff = max(float((p - q).abs().max()) for p, q in zip(nets['hand'].parameters(), nets['ddp'].parameters()))
+    with torch.no_grad(): diff = max(float((p - q).abs().max()) for p, q in zip(nets['hand'].parameters(), nets['ddp'].parameters()))
     if rank == 0:
         med = {k: statistics.median(v) for k, v in times.items()}
         print(f"{args.model}, {args.method}, global batch {args.batch_size} on {world} CPU ranks (gloo, {torch.get_num_threads()} thread each), "

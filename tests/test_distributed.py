@@ -2,7 +2,8 @@
 
 For CE (with augmentation: each rank crops only its rows), LP-init-LDIFS and FLYP (features gathered across ranks),
 2 ranks × about b images give the parameters and losses of 1 process × the whole batch (8 = 4 + 4; 9 = 5 + 4, an
-uneven split), after 4 steps. Parameters are compared at PARAM_TOL, except the attention *key* biases, whose true
+uneven split), after 4 steps; L2SP and FLYP-CE with batches of 1 (one rank has nothing: it runs a stand-in with
+weight 0, since every rank takes part in every reduction). Parameters are compared at PARAM_TOL, except the attention *key* biases, whose true
 gradient is exactly zero (softmax ignores a constant added to every key): their gradient is rounding noise, which
 AdamW normalises into steps of up to ~lr, different in each summation order (KEY_BIAS_TOL = 4 steps × lr). Losses at
 LOSS_TOL (relative). A 2-rank run killed after its resume state and run again ends bit-identical to an uninterrupted
@@ -23,7 +24,8 @@ from ldifs_nb.train import load_state, read_json, evaluate_run
 
 COMMON = dict(dataset='micro-shape', steps=4, eval_datasets=('micro-shape',), device='cpu', lr=1e-3, warmup=1,
               ckpt_fractions=(0., .5, 1.))
-CASES = {'zs-init-ce': dict(batch_size=8, augment=True), 'lp-init-ldifs': dict(batch_size=9), 'flyp': dict(batch_size=9)}
+CASES = {'zs-init-ce': dict(batch_size=8, augment=True), 'lp-init-ldifs': dict(batch_size=9), 'flyp': dict(batch_size=9),
+         'zs-init-l2sp': dict(batch_size=1), 'flyp-ce': dict(batch_size=1)}   # batch 1: rank 1's shard is empty (a stand-in with weight 0)
 PARAM_TOL = 2e-5         # max abs parameter difference, all but the key biases
 KEY_BIAS_TOL = 4 * 1e-3  # key biases: rounding noise turned into AdamW steps, at most ~lr per step
 LOSS_TOL = 1e-5          # relative difference of each step's logged loss
