@@ -12,7 +12,7 @@ from typing import Sequence
 
 from .config import (FinetuneConfig, PAPER_DEFAULTS, MICRO_DEFAULTS, METHOD_NAMES, METHOD_ALIASES, INITS,
                              PAPER_DATASET_NAMES, MICRO_DATASET_NAMES, DATASET_NAMES, EXTRA_DATASET_NAMES, FINETUNE_DATASET_NAMES, SHIFT_DATASET_NAMES, NORMS, LP_PROTOCOLS,
-                             LP_BACKENDS, ANCHOR_NAMES, LAMBDA_GRID, VALUE_FIELDS, check_values)
+                             LP_BACKENDS, ANCHOR_NAMES, LAMBDA_GRID, VALUE_FIELDS, PRECISIONS, check_values)
 
 # %% auto #0
 __all__ = ['FIELD_HELP', 'RUN_HELP', 'RUN_EXAMPLES', 'SEQUENCE_HELP', 'SEQUENCE_EXAMPLES', 'SWEEP_HELP', 'SWEEP_EXAMPLES',
@@ -44,7 +44,9 @@ FIELD_HELP = {
     'data_root': "data and embedding cache; default $LDIFS_DATA, else ~/.cache/ldifs_nb",
     'out_dir': "where runs go: OUT_DIR/<dataset>/<method>/<seed>/ (sequences: OUT_DIR/<task1>+<task2>/…)",
     'device': "auto = cuda if available, else cpu; or cpu, cuda, cuda:N, mps",
-    'bf16': "bf16 autocast (CUDA only)",
+    'precision': f"training forwards: {PRECISIONS[0]} (released code) or {PRECISIONS[1]} (autocast: weights, gradients and AdamW stay fp32)",
+    'accum_steps': "gradient accumulation: each batch in this many parts, one backward each, one update (the whole batch's, in less memory)",
+    'grad_checkpointing': "activation checkpointing: recompute each transformer block in the backward (less memory, ~1 more forward)",
     'quick_gelu': "QuickGELU activations; default: what the weights need (OpenAI weights: on)",
     'augment': "training augmentation (open_clip's train transform); default: on for paper datasets, off for micro",
     'lp_protocol': f"linear probes: {LP_PROTOCOLS[0]} (released code: AdamW, lr grid) or {LP_PROTOCOLS[1]} (paper text: sklearn, C grid)",
@@ -100,7 +102,8 @@ def check_args(a: dict) -> dict:
     for d in trained + (a.get('eval_datasets') or []): _check(d, DATASET_NAMES, 'dataset')
     for d in trained:   # ImageNet's shifts are evaluation only
         if d is not None and d not in FINETUNE_DATASET_NAMES: raise ValueError(f"{d!r} is evaluation only: name it in --eval-datasets; fine-tune on one of {_j(FINETUNE_DATASET_NAMES)}")
-    for k, valid in (('init', INITS), ('norm', NORMS), ('lp_protocol', LP_PROTOCOLS), ('lp_backend', LP_BACKENDS), ('anchor', ANCHOR_NAMES)):
+    for k, valid in (('init', INITS), ('norm', NORMS), ('lp_protocol', LP_PROTOCOLS), ('lp_backend', LP_BACKENDS), ('anchor', ANCHOR_NAMES),
+                     ('precision', PRECISIONS)):
         _check(a.get(k), valid, k)
     if a.get('ckpt_fractions') is not None:
         try: a['ckpt_fractions'] = tuple(float(f) for f in _flat(a['ckpt_fractions']))
@@ -191,7 +194,7 @@ def sweep_parser() -> argparse.ArgumentParser:
     p.add_argument('--devices-per-job', type=int, default=1, metavar='N', help='devices per job; > 1 runs each job under torchrun, data-parallel (default: 1)')
     p.add_argument('--executor', default='local', choices=('local', 'slurm'), help='local processes, or Slurm jobs through submitit (default: local)')
     p.add_argument('--partition', default=None, help='Slurm partition (--executor slurm)')
-    p.add_argument('--gpus-per-job', type=int, default=1, metavar='G', help='GPUs per Slurm job; > 1: torchrun inside the job (default: 1)')
+    p.add_argument('--gpus-per-job', type=int, default=None, metavar='G', help='GPUs per Slurm job; > 1: torchrun inside the job (default: 1, none for --device cpu)')
     p.add_argument('--time', default='24:00:00', help='Slurm time limit per job: minutes, H:MM:SS or D-HH:MM:SS (default: 24:00:00)')
     p.add_argument('--array-parallelism', type=int, default=None, metavar='K', help='Slurm array tasks running at once (default: no cap)')
     p.add_argument('--select-lambda', action='store_true', help="run the λ grid for each dataset (first method only) and print the best λ")

@@ -10,7 +10,7 @@ import math, numbers
 from dataclasses import dataclass
 
 # %% auto #0
-__all__ = ['METHOD_NAMES', 'METHOD_ALIASES', 'INITS', 'PAPER_DATASET_NAMES', 'MICRO_DATASET_NAMES', 'EXTRA_DATASET_NAMES', 'SHIFT_DATASET_NAMES', 'FINETUNE_DATASET_NAMES', 'DATASET_NAMES', 'NORMS', 'LP_PROTOCOLS', 'LP_BACKENDS', 'ANCHOR_NAMES', 'LAMBDA_GRID', 'VALUE_FIELDS', 'check_positive', 'check_values', 'PAPER_DEFAULTS', 'PAPER_MODEL', 'MICRO_DEFAULTS', 'FinetuneConfig']
+__all__ = ['METHOD_NAMES', 'METHOD_ALIASES', 'INITS', 'PAPER_DATASET_NAMES', 'MICRO_DATASET_NAMES', 'EXTRA_DATASET_NAMES', 'SHIFT_DATASET_NAMES', 'FINETUNE_DATASET_NAMES', 'DATASET_NAMES', 'NORMS', 'LP_PROTOCOLS', 'LP_BACKENDS', 'ANCHOR_NAMES', 'PRECISIONS', 'LAMBDA_GRID', 'VALUE_FIELDS', 'check_positive', 'check_values', 'PAPER_DEFAULTS', 'PAPER_MODEL', 'MICRO_DEFAULTS', 'FinetuneConfig']
 
 # %% ../nbs/08_config.ipynb #a1c0f005
 METHOD_NAMES = ('zs-init-ce', 'lp-init-ce', 'zs-init-l2sp', 'lp-init-l2sp', 'flyp', 'flyp-ce', 'zs-init-ldifs', 'lp-init-ldifs')
@@ -26,6 +26,7 @@ NORMS = ('channel', 'flat')                # LDIFS feature normalisation
 LP_PROTOCOLS = ('adamw', 'l2')             # linear-probe protocol
 LP_BACKENDS = ('torch', 'sklearn')
 ANCHOR_NAMES = ('previous', 'original')    # L2SP/LDIFS anchor of a sequence stage
+PRECISIONS = ('fp32', 'bf16')              # training forwards: fp32 (released code) or bf16 autocast
 LAMBDA_GRID = (0.01, 0.05, 0.1, 0.5, 1.0, 10.0, 100.0)   # the λ grid of the paper's selection (`ldifs-sweep --select-lambda`)
 
 # %% ../nbs/08_config.ipynb #c4ec0a02
@@ -36,8 +37,8 @@ def check_positive(**kw) -> None:
         if not isinstance(v, numbers.Real) or isinstance(v, bool) or not math.isfinite(v) or v <= 0:
             raise ValueError(f"{k} must be a number > 0, got {v!r}")
 
-_POSITIVE = ('lr', 'batch_size', 'steps', 'epochs', 'lam', 'alpha', 'grad_clip', 'resume_minutes')
-_INTEGER = ('batch_size', 'steps', 'warmup', 'resume_every')
+_POSITIVE = ('lr', 'batch_size', 'steps', 'epochs', 'lam', 'alpha', 'grad_clip', 'resume_minutes', 'accum_steps')
+_INTEGER = ('batch_size', 'steps', 'warmup', 'resume_every', 'accum_steps')
 VALUE_FIELDS = tuple(dict.fromkeys(_POSITIVE + _INTEGER + ('weight_decay', 'ckpt_fractions', 'tasks', 'lambda_grid')))
 
 def check_values(**values) -> None:
@@ -89,7 +90,9 @@ class FinetuneConfig:
     data_root: str | None = None
     out_dir: str = 'runs'
     device: str = 'auto'
-    bf16: bool = False                # bf16 autocast (GPU only)
+    precision: str = 'fp32'           # training forwards: 'fp32' (released) | 'bf16' (autocast; CUDA, or CPU where torch has it)
+    accum_steps: int = 1              # split each batch into this many parts, one backward each: the update of the whole batch
+    grad_checkpointing: bool = False  # recompute each transformer block's activations in the backward (open_clip's set_grad_checkpointing)
     quick_gelu: bool | None = None    # None → what the weights need (OpenAI weights: QuickGELU); see load_clip
     augment: bool | None = None       # training augmentation (open_clip's train transform); None → on for the paper's datasets, off for micro
     lp_protocol: str = 'adamw'        # linear probes: 'adamw' (released default) | 'l2' (paper text; sklearn reference)

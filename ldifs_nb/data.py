@@ -824,11 +824,12 @@ def crop_boxes(hw: np.ndarray, seed: int, step: int, scale=(0.9, 1.0), ratio=(3 
     return np.array([crop_box(int(h), int(w), g, scale, ratio) for h, w in np.asarray(hw).reshape(-1, 2)], np.int64).reshape(-1, 4)
 
 def train_batch(ds, idx, size: int, mean: Sequence[float], std: Sequence[float], device=None, seed: int = 0, step: int = 0,
-                scale=(0.9, 1.0), ratio=(3 / 4, 4 / 3), uint8_kernel: bool | None = None) -> torch.Tensor:
-    "open_clip's training transform (RandomResizedCrop, bicubic) of images `idx`, crops fixed by (seed, step) → normalised float [B, 3, size, size]."
+                scale=(0.9, 1.0), ratio=(3 / 4, 4 / 3), uint8_kernel: bool | None = None, rows: slice | None = None) -> torch.Tensor:
+    "open_clip's training transform (RandomResizedCrop, bicubic) of images `idx` (only `rows` of them), crops fixed by (seed, step) → normalised float [B, 3, size, size]."
     st, idx = _store(ds), np.asarray(idx, np.int64).reshape(-1)
     dev = torch.device(device or 'cpu')
-    boxes = crop_boxes(st.hw(idx), seed, step, scale, ratio)
+    boxes = crop_boxes(st.hw(idx), seed, step, scale, ratio)   # drawn for the whole batch (sizes only, no pixels read) ...
+    if rows is not None: idx, boxes = idx[rows], boxes[rows]    # ... then only the rows asked for are read and cropped
     ims = st[idx]
     out = torch.empty((len(idx), 3, size, size), dtype=torch.uint8, device=dev)
     for (bh, bw), pos in _groups(boxes[:, 2:]):       # crops of one size are resized as one batch

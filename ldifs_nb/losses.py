@@ -21,7 +21,7 @@ from .features import extract_features, normalize_features, tap_features
 # %% auto #0
 __all__ = ['METHODS', 'ldifs_distance', 'ldifs_penalty', 'reference_params', 'l2sp_penalty', 'ce_loss', 'clip_loss',
            'flyp_ce_loss', 'Method', 'method_names', 'get_method', 'classifier_loss', 'class_prompt_tokens',
-           'contrastive_loss', 'method_loss', 'smoke', 'smoke_cli']
+           'TwoTowers', 'contrastive_loss', 'method_loss', 'smoke', 'smoke_cli']
 
 # %% ../nbs/05_losses.ipynb #6f8772f7
 def ldifs_distance(feats: Sequence[torch.Tensor], feats_ref: Sequence[torch.Tensor], reduction: str = 'mean') -> torch.Tensor:
@@ -114,13 +114,15 @@ def get_method(name: str, init: str | None = None) -> Method:
 # %% ../nbs/05_losses.ipynb #b19aa07d
 def classifier_loss(method: Method, clf: nn.Module, images: torch.Tensor, labels: torch.Tensor, *,
                     ref_encoder: nn.Module | None = None, ref_params: dict | None = None,
-                    lam: float = 10., alpha: float = 0.5, norm: str = 'channel', taps=None) -> dict[str, torch.Tensor]:
-    "CE (+ α·L2SP or λ·LDIFS) of an `ImageClassifier` on one batch: {'loss', 'ce', 'reg'}."
+                    lam: float = 10., alpha: float = 0.5, norm: str = 'channel', taps=None,
+                    net: nn.Module | None = None) -> dict[str, torch.Tensor]:
+    "CE (+ α·L2SP or λ·LDIFS) of an `ImageClassifier` on one batch: {'loss', 'ce', 'reg'}; `net` runs the forward (e.g. `clf` in DDP)."
+    fwd = clf if net is None else net   # the taps hook the real modules of `clf.encoder`, also when a wrapper calls them
     if method.regulariser == 'ldifs':
-        with tap_features(clf.encoder, taps) as raw: logits = clf(images)
+        with tap_features(clf.encoder, taps) as raw: logits = fwd(images)
         reg = lam * ldifs_penalty(clf.encoder, ref_encoder, images, norm, taps, feats=normalize_features(raw, norm))
     else:
-        logits = clf(images)
+        logits = fwd(images)
         reg = alpha * l2sp_penalty(clf.encoder, ref_params) if method.regulariser == 'l2sp' else logits.new_zeros(())
     ce = ce_loss(logits, labels)
     return {'loss': ce + reg, 'ce': ce.detach(), 'reg': reg.detach()}
@@ -130,19 +132,34 @@ def class_prompt_tokens(tokenizer, classnames: Sequence[str], templates: Sequenc
     "Tokens of every template filled with every class name: [K, n_templates, L]."
     return torch.stack([tokenizer([t.format(c) for t in templates]) for c in classnames])
 
+class TwoTowers(nn.Module):
+    "A CLIP model's image and text features (not normalised) and its logit scale, in one `forward` (what DDP wraps for FLYP)."
+    def __init__(self, clip: nn.Module):
+        super().__init__(); self.clip = clip
+    def forward(self, images: torch.Tensor, tokens: torch.Tensor):
+        return self.clip.encode_image(images), self.clip.encode_text(tokens), self.clip.logit_scale.exp()
+
 def contrastive_loss(method: Method, model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *,
                      class_tokens: torch.Tensor, logit_scale: float, generator: torch.Generator | None = None,
-                     **_) -> dict[str, torch.Tensor]:
-    "FLYP (captions = one random template per image) or FLYP-CE (one random template per class) on one batch."
+                     net: nn.Module | None = None, gather: Callable | None = None, rows: slice | None = None,
+                     n_batch: int | None = None, **_) -> dict[str, torch.Tensor]:
+    """FLYP (captions = one random template per image) or FLYP-CE (one random template per class) on one batch.
+
+    `images` may be `rows` of a batch of `n_batch`: FLYP then draws the whole batch's templates and keeps those rows,
+    and `gather` (every rank's rows → the whole batch, with gradients) gives the loss the whole batch's features.
+    `net` runs the forward: a `TwoTowers(model)`, possibly in DDP."""
     K, T, _L = class_tokens.shape
     dev = images.device
+    towers = TwoTowers(model) if net is None else net
     if method.objective == 'flyp':
-        t = torch.randint(T, (len(labels),), generator=generator).to(dev)
-        loss = clip_loss(model.encode_image(images), model.encode_text(class_tokens.to(dev)[labels, t]), logit_scale)
+        t = torch.randint(T, (n_batch or len(labels),), generator=generator)[rows if rows is not None else slice(None)].to(dev)
+        img, txt, _ = towers(images, class_tokens.to(dev)[labels, t])
+        if gather is not None: img, txt = gather(img), gather(txt)
+        loss = clip_loss(img, txt, logit_scale)
     else:
         t = torch.randint(T, (K,), generator=generator).to(dev)
-        txt = model.encode_text(class_tokens.to(dev)[torch.arange(K, device=dev), t])
-        loss = flyp_ce_loss(model.encode_image(images), txt, labels, model.logit_scale.exp())  # trained (released finetune_flyp_ce)
+        img, txt, scale = towers(images, class_tokens.to(dev)[torch.arange(K, device=dev), t])
+        loss = flyp_ce_loss(img, txt, labels, scale)  # the model's own logit scale, trained (released finetune_flyp_ce)
     return {'loss': loss, 'ce': loss.detach(), 'reg': loss.new_zeros(())}
 
 def method_loss(method: Method, model: nn.Module, images: torch.Tensor, labels: torch.Tensor, **kw) -> dict[str, torch.Tensor]:

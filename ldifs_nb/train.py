@@ -26,19 +26,20 @@ from .core import MissingDataError, CorruptFileError, rank_part, folder_lock, pr
 from .data import (get_dataset, load_split, images_to_tensor, open_source, default_root, cache_key, DATASETS,
                            RAW_SPLITS, STORE_LAYOUT, eval_batch, train_batch)
 from .models import load_clip, zeroshot_head, ImageClassifier, image_size_of, norm_stats, needs_quick_gelu, activation_of, MICRO_CLIP
-from .losses import get_method, method_loss, reference_params, class_prompt_tokens, Method, METHODS
+from .losses import get_method, method_loss, reference_params, class_prompt_tokens, Method, METHODS, TwoTowers
 from .evaluate import embed, lp_head, evaluate_checkpoint
 
 # %% auto #0
-__all__ = ['ANCHORS', 'resolve_config', 'cosine_lr', 'steps_per_epoch', 'batch_indices', 'total_steps', 'Prepared',
-           'trainable_parameters', 'build_model', 'run_dir', 'config_dict', 'versions', 'write_manifest',
-           'read_manifest', 'check_run_folder', 'save_state', 'load_state', 'check_datasets', 'DistInfo', 'dist_info',
-           'init_distributed', 'shard', 'all_reduce_grads', 'check_places', 'check_pretrained', 'finetune',
+__all__ = ['ADDED_FIELDS', 'ANCHORS', 'resolve_config', 'cosine_lr', 'steps_per_epoch', 'batch_indices', 'total_steps',
+           'Prepared', 'trainable_parameters', 'build_model', 'run_dir', 'config_dict', 'versions', 'write_manifest',
+           'read_manifest', 'upgrade_config', 'check_run_folder', 'save_state', 'load_state', 'check_datasets',
+           'DistInfo', 'dist_info', 'init_distributed', 'shard', 'gather_rows', 'forward_module', 'wrap_ddp',
+           'micro_batches', 'set_grad_checkpointing', 'check_places', 'check_pretrained', 'finetune',
            'checkpoint_states', 'split_state', 'final_state', 'sequence_dir', 'finetune_sequence', 'evaluate_run',
            'evaluate_sequence', 'run_experiment', 'run_sequence', 'FinetuneConfig', 'PAPER_DEFAULTS', 'MICRO_DEFAULTS']
 
 # %% ../nbs/09_train.ipynb #c0f1a2b4
-from .config import FinetuneConfig, PAPER_DEFAULTS, PAPER_MODEL, MICRO_DEFAULTS, VALUE_FIELDS, check_values  # the config's torch-free home (see config)
+from .config import FinetuneConfig, PAPER_DEFAULTS, PAPER_MODEL, MICRO_DEFAULTS, VALUE_FIELDS, PRECISIONS, check_values  # the config's torch-free home (see config)
 _all_ = ['FinetuneConfig', 'PAPER_DEFAULTS', 'MICRO_DEFAULTS']
 
 # %% ../nbs/09_train.ipynb #d59ab9d3
@@ -78,7 +79,11 @@ def resolve_config(cfg: FinetuneConfig | None = None, **overrides) -> FinetuneCo
     if cfg.lp_protocol == 'adamw' and cfg.lp_backend != 'torch':
         raise ValueError(f"lp_backend={cfg.lp_backend!r} applies to lp_protocol='l2' only; the 'adamw' probe runs with lp_backend='torch'")
     dev = resolve_device(cfg.device)
-    if cfg.bf16 and dev.type != 'cuda': raise ValueError("bf16=True needs a CUDA device (bf16 autocast is a GPU option)")
+    check_name(cfg.precision, PRECISIONS, 'precision')
+    if cfg.accum_steps > 1 and m.objective == 'flyp':
+        raise ValueError(f"accum_steps={cfg.accum_steps} is not available for flyp: its contrastive loss compares every image with every "
+                         "caption of the whole batch, which a part of the batch does not hold. Use accum_steps=1 (more GPUs under "
+                         "torchrun share a batch exactly), or a smaller batch_size.")
     return dataclasses.replace(cfg, method=m.name, init=m.init, model=model, pretrained=pretrained, quick_gelu=quick_gelu,
         epochs=cfg.epochs if cfg.epochs is not None else spec.epochs,
         batch_size=cfg.batch_size or d['batch_size'], lr=cfg.lr or d['lr'],
@@ -162,6 +167,7 @@ def build_model(cfg: FinetuneConfig, start: dict | None = None, anchor: dict | N
         model = copy.deepcopy(clip_model)
         if start is not None: model.load_state_dict(start['clip'])
         encoder = model.visual
+        if m.objective == 'flyp': model.logit_scale.requires_grad_(False)   # fixed (a number in the loss), so DDP expects no gradient for it
         kw = dict(class_tokens=class_prompt_tokens(tok, spec.classnames, spec.templates), logit_scale=scale)
     model.train()
     return Prepared(m, model, encoder, kw, mean, std, size, activation_of(clip_model))
@@ -205,11 +211,19 @@ def read_manifest(rd: str | Path) -> dict:
         raise CorruptFileError(f"The manifest {f} is damaged (its content does not match its check); {fix}")
     return {k: v for k, v in man.items() if k != 'check'}
 
+ADDED_FIELDS = {'precision': 'fp32', 'accum_steps': 1, 'grad_checkpointing': False}   # config fields newer than some run folders
+
+def upgrade_config(d: dict) -> dict:
+    "A recorded config in today's fields: `bf16` (before `precision`) renamed, the fields added since filled with the values runs had then."
+    d = dict(d)
+    if 'bf16' in d: d['precision'] = 'bf16' if d.pop('bf16') else 'fp32'
+    return {**ADDED_FIELDS, **d}
+
 def check_run_folder(rd: Path, cfg: FinetuneConfig) -> dict | None:
     "The existing manifest of `rd` if it was written by the same config; raise if by a different one."
     if not (rd/'manifest.json').exists(): return None
     man = read_manifest(rd)
-    old, new = man['config'], json.loads(json.dumps(config_dict(cfg)))
+    old, new = upgrade_config(man['config']), json.loads(json.dumps(config_dict(cfg)))
     if old != new:
         diff = {k: (old.get(k), new.get(k)) for k in sorted(old.keys() | new.keys()) if old.get(k) != new.get(k)}
         raise ValueError(f"Run folder {rd} was written by a different config ({diff} as (existing, asked)); "
@@ -292,13 +306,38 @@ def shard(n: int, d: DistInfo) -> slice:
     "Rank `d.rank`'s part of a global batch of `n` examples: contiguous, sizes differing by at most 1 (possibly empty)."
     return rank_part(n, d.rank, d.world)
 
-def all_reduce_grads(params: Sequence[nn.Parameter]) -> None:
-    "Sum the gradients of `params` over all ranks, in one flat buffer (a missing gradient counts as zeros)."
-    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
-    flat = torch.cat([g.reshape(-1) for g in grads])
-    dist.all_reduce(flat)
-    off = 0
-    for p in params: p.grad = flat[off:off + p.numel()].view_as(p); off += p.numel()
+def gather_rows(x: torch.Tensor, n: int, d: DistInfo) -> torch.Tensor:
+    "Every rank's rows (`shard`) of an `n`-row batch, in batch order, on every rank; gradients flow back to each rank's own rows."
+    if d.world == 1: return x
+    sizes = [len(range(n)[rank_part(n, r, d.world)]) for r in range(d.world)]
+    own = x[:sizes[d.rank]]                                     # (a rank with an empty shard holds one stand-in row: dropped)
+    pad = torch.cat([own, own.new_zeros((max(sizes) - len(own), *x.shape[1:]))])   # all_gather needs one size on every rank
+    parts = torch.distributed.nn.functional.all_gather(pad)
+    return torch.cat([p[:k] for p, k in zip(parts, sizes)])
+
+def forward_module(p: Prepared) -> nn.Module:
+    "The module a training step's forward runs through: the classifier (CE methods), or both towers of the CLIP model (FLYP methods)."
+    return p.model if p.method.objective == 'ce' else TwoTowers(p.model)
+
+def wrap_ddp(p: Prepared, d: DistInfo, device: str) -> nn.Module | None:
+    "`DistributedDataParallel` around `forward_module(p)` under torchrun (None in one process)."
+    if d.world == 1: return None
+    dev = torch.device(device)
+    # every parameter that requires a gradient gets one each step, so no search for unused ones; no buffers change in training
+    return nn.parallel.DistributedDataParallel(forward_module(p), device_ids=[dev] if dev.type == 'cuda' else None,
+                                               broadcast_buffers=False)
+
+def micro_batches(rows: slice, k: int) -> list[slice]:
+    "`rows` of a batch cut into `k` contiguous pieces (sizes differing by at most 1, possibly empty), for gradient accumulation."
+    n = rows.stop - rows.start
+    return [slice(rows.start + s.start, rows.start + s.stop) for s in (rank_part(n, j, k) for j in range(k))]
+
+def set_grad_checkpointing(p: Prepared, on: bool = True) -> None:
+    "Activation checkpointing of the trained towers (open_clip's `set_grad_checkpointing`): less memory, one more forward per block."
+    m = p.encoder if p.method.objective == 'ce' else p.model
+    if not hasattr(m, 'set_grad_checkpointing'):
+        raise ValueError(f"grad_checkpointing=True needs an open_clip tower with set_grad_checkpointing; {type(m).__name__} has none")
+    m.set_grad_checkpointing(on)
 
 # %% ../nbs/09_train.ipynb #f279d6a0
 def _state(p: Prepared) -> dict[str, torch.Tensor]:
@@ -358,9 +397,6 @@ def finetune(cfg: FinetuneConfig | None = None, callbacks: Sequence[Callable] = 
     cfg = resolve_config(cfg, **overrides)
     d, device = init_distributed(cfg.device)
     cfg = dataclasses.replace(cfg, device=device)
-    if d.world > 1 and get_method(cfg.method).objective == 'flyp':
-        raise ValueError("flyp's contrastive loss pairs every image with every caption of the global batch, which one rank "
-                         "does not hold; run flyp in one process (without torchrun). flyp-ce and the CE/L2SP/LDIFS methods run data-parallel.")
     rd = Path(folder) if folder is not None else run_dir(cfg)
     with _main_first(d): man = _prechecks(cfg, rd)   # rank 0 first: it may download data
     if d.world > 1: dist.barrier()  # every rank has read the manifest before rank 0 writes one
@@ -411,6 +447,9 @@ def _finetune(cfg: FinetuneConfig, callbacks, start, anchor, rd: Path, d: DistIn
             rd.mkdir(parents=True, exist_ok=True); write_manifest(rd, man)
     if d.world > 1: dist.barrier()
     dev = torch.device(cfg.device)
+    if cfg.grad_checkpointing: set_grad_checkpointing(p)
+    net = wrap_ddp(p, d, cfg.device)   # under torchrun: the forward runs through DDP, which reduces the gradients during the backward
+    flyp = p.method.objective == 'flyp'
     # only rank 0 writes files; line-buffered, so a killed run's log holds every step up to its resume state
     log = open(rd/'log.jsonl', 'a', buffering=1) if d.main else open(os.devnull, 'w')
 
@@ -447,26 +486,29 @@ def _finetune(cfg: FinetuneConfig, callbacks, start, anchor, rd: Path, d: DistIn
         for s in bar:
             if s in ckpts and not (resuming and s == step): checkpoint(s)
             elif due(s): save_resume(s)
-            # the global batch is drawn exactly as one process draws it; each rank takes its slice
+            # the global batch is drawn exactly as one process draws it; each rank reads and crops only its rows
             idx = np.sort(batch_indices(len(train), cfg.batch_size, s, cfg.seed))
-            sl = shard(len(idx), d) if d.world > 1 else slice(None)
-            if cfg.augment:  # crop boxes follow (seed, step) and the batch order: built for the global batch, then sliced
-                x = train_batch(train, idx, p.image_size, p.mean, p.std, dev, cfg.seed, s)[sl]
-            else: x = eval_batch(train, idx[sl], p.image_size, p.mean, p.std, dev)
-            y = torch.as_tensor(train.labels[idx[sl]], dtype=torch.long, device=dev)
+            n = len(idx)
             opt.zero_grad(set_to_none=True)
-            if len(y):
-                kw = dict(p.loss_kw)
+            vals = torch.zeros(3, device=dev)
+            pieces = micro_batches(shard(n, d), cfg.accum_steps)
+            for j, rows in enumerate(pieces):
+                last, k = j == len(pieces) - 1, rows.stop - rows.start
+                if not k and not (last and net is not None): continue   # nothing to add (the last piece under DDP must run: it reduces)
+                run = rows if k else slice(0, 1)                        # an empty piece runs one stand-in example with weight 0
+                x = (train_batch(train, idx, p.image_size, p.mean, p.std, dev, cfg.seed, s, rows=run) if cfg.augment
+                     else eval_batch(train, idx[run], p.image_size, p.mean, p.std, dev))
+                y = torch.as_tensor(train.labels[idx[run]], dtype=torch.long, device=dev)
+                kw = dict(p.loss_kw, net=net)
                 if p.method.objective != 'ce': kw['generator'] = torch.Generator().manual_seed(cfg.seed * 1_000_003 + s)
-                with torch.autocast('cuda', dtype=torch.bfloat16, enabled=cfg.bf16):
-                    out = method_loss(p.method, p.model, x, y, **kw)
-                # a rank's share of the global-batch mean; L2SP's term is the same on every rank, so the shares sum to it once
-                w = len(y) / len(idx)
-                (w * out['loss']).backward()
-                vals = torch.stack([w * out[k].detach().float() for k in ('loss', 'ce', 'reg')])
-            else: vals = torch.zeros(3, device=dev)   # an empty shard of a last partial batch
-            if d.world > 1:
-                all_reduce_grads(params); dist.all_reduce(vals)
+                if flyp: kw.update(rows=run, n_batch=n, gather=(lambda z: gather_rows(z, n, d)) if d.world > 1 else None)
+                share = k / n   # this piece's share of the global-batch mean (FLYP: every rank's loss is that of the whole batch)
+                with (net.no_sync() if net is not None and not last else contextlib.nullcontext()):   # only the last backward communicates
+                    with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.precision == 'bf16'):
+                        out = method_loss(p.method, p.model, x, y, **kw)
+                    (out['loss'] * (1.0 if flyp else share * d.world)).backward()   # DDP averages over ranks: × N makes it the sum of the shares
+                vals += torch.stack([out[key].detach().float() for key in ('loss', 'ce', 'reg')]) * (1 / d.world if flyp else share)
+            if d.world > 1: dist.all_reduce(vals)   # the logged loss: the global batch's
             loss, ce, reg = (float(v) for v in vals)
             if not math.isfinite(loss):
                 last = man['checkpoints'][-1]['file'] if man['checkpoints'] else 'none'
@@ -549,7 +591,7 @@ def _drop_if_empty(folder: Path) -> None:
     if folder.is_dir() and not any(folder.iterdir()): folder.rmdir()
 
 def _resolved(man: dict) -> FinetuneConfig:
-    return FinetuneConfig(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in man['config'].items()})
+    return FinetuneConfig(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in upgrade_config(man['config']).items()})
 
 def evaluate_run(rd: str | Path, device: str = 'auto', data_root: str | None = None, stage: int = 1,
                  task: str | None = None, precision: str = 'auto', keep_embeddings: bool = False) -> pd.DataFrame:
