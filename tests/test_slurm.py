@@ -87,7 +87,7 @@ def _steps(log: Path) -> list[int]:
 def sweep_on_slurm(root: Path) -> dict:
     "The Slurm sweep (its run pre-empted half-way) and, alongside it, the same run made locally without interruption."
     data, out, local = root/'data', root/'sweep', root/'local'
-    rd, procs, t0 = out/RUN, [], time.monotonic()
+    rd, procs, t0, ok = out/RUN, [], time.monotonic(), False
     try:
         ref = subprocess.Popen(cli('run', '--method', 'zs-init-ce', '--dataset', 'micro-shape', *OPTS, '--data-root', data,
                                    '--out-dir', local), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env())
@@ -110,10 +110,12 @@ def sweep_on_slurm(root: Path) -> dict:
         t_sweep = time.monotonic() - t0
         ref_out, ref_err = ref.communicate(timeout=TIMEOUT)
         assert ref.returncode == 0, ref_err[-3000:]
-    finally:   # a failed check leaves no sweep waiting and no job queued
+        ok = True
+    finally:   # a failed check leaves no sweep waiting and no job queued (after a success the jobs end by themselves:
+               # cancelling them then could catch a finished job still completing, and its record would say CANCELLED)
         for p in procs:
             if p.poll() is None: p.kill(); p.communicate()
-        if 'jobs' in locals(): subprocess.run(['scancel', *{j.split('_')[0] for j in jobs.values()}], capture_output=True, timeout=30)
+        if not ok and 'jobs' in locals(): subprocess.run(['scancel', *{j.split('_')[0] for j in jobs.values()}], capture_output=True, timeout=30)
     def acct():   # the array's accounting records, once each job's last record has its final state (sacct may lag submitit)
         a = subprocess.run(['sacct', '-n', '-P', '-D', '-X', '-j', job.split('_')[0], '-o', 'JobID,State,ReqTRES'],
                            capture_output=True, text=True, timeout=30).stdout
@@ -121,6 +123,7 @@ def sweep_on_slurm(root: Path) -> dict:
         return a if last and not {'PENDING', 'RUNNING', 'COMPLETING', 'REQUEUED'} & set(last.values()) else ''
     end = time.monotonic() + 60
     while not (records := acct()) and time.monotonic() < end: time.sleep(0.5)
+    if not records: subprocess.run(['scancel', job.split('_')[0]], capture_output=True, timeout=30)   # nothing left queued
     print(f"[slurm test] submitted at {t_submitted:.1f} s, run held at {t_held:.1f} s, sweep done at {t_sweep:.1f} s, "
           f"local run done at {time.monotonic() - t0:.1f} s")
     return dict(out=out, local=local, rd=rd, job=job, jobs=jobs, held=held, rc=sweep.returncode, stdout=out_s, stderr=err_s,
