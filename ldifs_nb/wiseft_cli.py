@@ -8,9 +8,11 @@ Docs: https://ldifs-nb.github.io/ldifs_nb/wiseft_cli.html.md"""
 __all__ = ['ALPHAS', 'check_alphas', 'wiseft_parser', 'check_wiseft_args', 'wiseft_cli']
 
 # %% ../nbs/20_wiseft_cli.ipynb #5d504f10
-import argparse, re, sys
+import argparse, sys
 from pathlib import Path
 from typing import Sequence
+
+from .forgetting_cli import check_device_and_folders   # torch-free, shared with ldifs-forgetting
 
 ALPHAS = tuple(i / 10 for i in range(11))   # the default grid: 0, 0.1, …, 1
 
@@ -61,11 +63,7 @@ def check_wiseft_args(a: dict) -> dict:
             raise ValueError(f"{r!r} is a folder but not a run folder of ldifs_nb (no manifest.json in it). Give the folders "
                              "finetune/ldifs-run wrote, e.g. runs/micro-position/lp-init-ldifs/0")
     a['alphas'] = check_alphas(a['alphas'] if a.get('alphas') is not None else list(ALPHAS))
-    if not re.fullmatch(r'auto|cpu|mps|cuda(:\d+)?', a.get('device') or 'auto'):
-        raise ValueError(f"Unknown device {a['device']!r}. Valid devices: auto, cpu, cuda, cuda:N, mps")
-    for k in ('out_dir', 'data_root'):
-        if a.get(k) is not None and Path(a[k]).exists() and not Path(a[k]).is_dir():
-            raise ValueError(f"--{k.replace('_dir', '').replace('_', '-')} {a[k]!r} is a file, not a folder. Give a folder path")
+    check_device_and_folders(a)
     return a
 
 def wiseft_cli(argv: Sequence[str] | None = None) -> None:

@@ -1,5 +1,5 @@
 "End-to-end: the forgetting report of a checkpoint against its base model, from the shell and from Python."
-import os, subprocess, sys, time
+import os, subprocess
 from pathlib import Path
 
 import pandas as pd
@@ -11,19 +11,15 @@ from ldifs_nb.forgetting import forgetting_report
 from ldifs_nb.models import load_clip
 from ldifs_nb.train import finetune, evaluate_run
 
+from conftest import check_help_imports_no_torch
+
 ENV = dict(os.environ, LDIFS_QUIET='1')
 DATASETS = ['micro-colour', 'micro-shape']
 
 
 def test_help_is_fast_and_imports_no_torch():
     "`--help` is answered by argparse before torch is imported."
-    code = ("import sys\nfrom ldifs_nb.forgetting_cli import forgetting_cli\n"
-            "try: forgetting_cli(['--help'])\nexcept SystemExit: pass\nprint('TORCH', 'torch' in sys.modules)")
-    t0 = time.time()
-    r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env=ENV, timeout=60)
-    assert r.returncode == 0, r.stderr
-    assert 'usage: ldifs-forgetting' in r.stdout and 'TORCH False' in r.stdout
-    assert time.time() - t0 < 10   # < 1 s on an idle machine; generous on a shared one
+    check_help_imports_no_torch('forgetting_cli', 'forgetting_cli', 'ldifs-forgetting')
 
 
 def test_cli_perturbed_micro_clip(tmp_path):

@@ -1,23 +1,19 @@
 "End-to-end: `ldifs-wiseft` on a finished run folder, from the shell."
-import os, subprocess, sys, time
+import os, subprocess
 
 import pandas as pd
 
 from ldifs_nb.train import finetune
 from ldifs_nb.wiseft import WISEFT_COLUMNS
 
+from conftest import check_help_imports_no_torch
+
 ENV = dict(os.environ, LDIFS_QUIET='1')
 
 
 def test_help_is_fast_and_imports_no_torch():
     "`--help` is answered by argparse before torch is imported."
-    code = ("import sys\nfrom ldifs_nb.wiseft_cli import wiseft_cli\n"
-            "try: wiseft_cli(['--help'])\nexcept SystemExit: pass\nprint('TORCH', 'torch' in sys.modules)")
-    t0 = time.time()
-    r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env=ENV, timeout=60)
-    assert r.returncode == 0, r.stderr
-    assert 'usage: ldifs-wiseft' in r.stdout and 'TORCH False' in r.stdout
-    assert time.time() - t0 < 10   # < 1 s on an idle machine; generous on a shared one
+    check_help_imports_no_torch('wiseft_cli', 'wiseft_cli', 'ldifs-wiseft')
 
 
 def test_cli_run_folder(tmp_path):
