@@ -110,21 +110,26 @@ def _seeds_said(r: pd.DataFrame) -> str:
     n = r['seed'].nunique()
     return f" Lines: the mean over {n} seeds; bands: ± one standard error." if n > 1 else ""
 
+def _panels(n: int, ncols: int) -> tuple[plt.Figure, np.ndarray]:
+    "A grid of `n` small panels, `ncols` wide at most; the panels left over are hidden."
+    ncols = min(ncols, max(n, 1)); nrows = -(-max(n, 1) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 2.6 * nrows + .5), squeeze=False)
+    for ax in list(axes.flat)[n:]: ax.axis('off')
+    return fig, axes
+
 def plot_curves(results: pd.DataFrame, metric: str = 'delta_lp', task: str | None = None, split: str = 'test',
                 ylabel: str | None = None, ncols: int = 4, title: str | None = None, caption: str | None = None) -> plt.Figure:
     "`metric` against fine-tuning progress, one panel per dataset, one line per method; titled, legend outside, captioned."
     r = results[(results['metric'] == metric) & (results['split'] == split)]
     if task is not None: r = r[r['task'] == task]
     datasets = sorted(r['dataset'].unique())
-    n = max(len(datasets), 1); ncols = min(ncols, n); nrows = -(-n // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 2.6 * nrows + .5), squeeze=False)
+    fig, axes = _panels(len(datasets), ncols)
     label = ylabel or METRIC_LABELS.get(metric, metric)
     for ax, ds in zip(axes.flat, datasets):
         for m, g in r[r['dataset'] == ds].groupby('method'): _plot_seeds(ax, g, m)
         ax.set_title(ds + (' (the fine-tuning task)' if ds == task else ''), fontsize=9); ax.set_xlabel('fine-tuning done (% of steps)', fontsize=8)
         ax.set_ylabel(label, fontsize=8); ax.tick_params(labelsize=7)
         if metric.startswith('delta'): ax.axhline(0, color='k', lw=.5)
-    for ax in list(axes.flat)[len(datasets):]: ax.axis('off')
     name = label.split(' (')[0]
     title = title or (f"{name} on each dataset while fine-tuning on {task}" if task else f"{name} over fine-tuning")
     caption = caption or (f"One panel per evaluated dataset ({split} split), one line per method, one point per checkpoint. " +
@@ -137,15 +142,13 @@ def plot_task_means(results: pd.DataFrame, metric: str = 'delta_lp', tasks: Sequ
     "One panel per fine-tuning task: `metric` averaged over the *other* datasets against fine-tuning progress, one line per method."
     r = results[(results['metric'] == metric) & (results['split'] == split) & (results['stage'] == 1) & (results['dataset'] != results['task'])]
     tasks = list(tasks or sorted(r['task'].unique()))
-    n = max(len(tasks), 1); ncols = min(ncols, n); nrows = -(-n // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 2.6 * nrows + .5), squeeze=False)
+    fig, axes = _panels(len(tasks), ncols)
     label = METRIC_LABELS.get(metric, metric)
     for ax, t in zip(axes.flat, tasks):
         for m, g in r[r['task'] == t].groupby('method'): _plot_seeds(ax, g, m)
         ax.set_title(f'fine-tuning on {t}', fontsize=9); ax.set_xlabel('fine-tuning done (% of steps)', fontsize=8)
         ax.set_ylabel(f'{label.split(" (")[0]}, other datasets', fontsize=8); ax.tick_params(labelsize=7)
         if metric.startswith('delta'): ax.axhline(0, color='k', lw=.5)
-    for ax in list(axes.flat)[len(tasks):]: ax.axis('off')
     name = label.split(' (')[0]
     title = title or f"Mean {name} on the other datasets while fine-tuning on each task"
     caption = caption or (f"One panel per fine-tuning task: {label} averaged over every other evaluated dataset ({split} split), one line "
