@@ -6,32 +6,39 @@ Docs: https://ldifs-nb.github.io/ldifs_nb/evaluate.html.md"""
 
 # %% ../nbs/06_evaluate.ipynb #62f7ee3f
 from __future__ import annotations
-import contextlib, json, math, warnings, weakref
-from dataclasses import dataclass, field
+import contextlib, copy, dataclasses, json, math, shutil, warnings, weakref
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
-import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .core import tensor_fingerprint, progress, atomic_path, check_name, resolve_device, write_json, read_json
-from .core import save_npy, load_npy, load_csv, verify_file, record_check, rank_part, CorruptFileError
-from .data import load_split, images_to_tensor, default_root, get_dataset, xval_indices, cache_key, eval_batch, ImageStore, STORE_LAYOUT
+from .core import tensor_fingerprint, progress, atomic_path, check_name, resolve_device, read_json
+from .core import save_npy, load_npy, verify_file, record_check, rank_part, CorruptFileError
+from .config import NORMS, PRECISIONS
+from .data import load_split, default_root, get_dataset, cache_key, eval_batch, ImageStore, STORE_LAYOUT
 from .models import image_size_of, norm_stats, zeroshot_head
-from .features import extract_features, tap_features, normalize_features, NORMS
-from .losses import ldifs_distance
+from .features import extract_features, tap_features, normalize_features
+from .losses import ldifs_distance, l2sp_penalty
+from .ranks import eval_world, gather_rows, all_sum, agree, on_main
+from .probe import logit_scores, linear_probes, _check_protocol
+
 
 # %% auto #0
-__all__ = ['PRECISIONS', 'EVAL_PRECISION', 'ECE_BINS', 'LP_PROTOCOLS', 'LP_LRS', 'LP_GRID', 'LP_BACKENDS', 'LP_STEPS', 'FD_SEED',
-           'LP_HPARAM', 'resolve_precision', 'inference', 'sharded_evaluation', 'eval_world', 'gather_rows', 'all_sum',
-           'agree', 'on_main', 'model_fingerprint', 'encoder_cache', 'embedding_path', 'embed', 'accuracy_scores',
-           'calibration_error', 'zeroshot_accuracy', 'ProbeResult', 'lp_head', 'linear_probes', 'linear_probe',
-           'param_distance', 'fd_rows', 'feature_distance', 'concept_forgetting', 'logit_scale_of', 'dataset_head',
-           'taps_path', 'accuracies', 'reference_accuracies', 'evaluate_checkpoint']
+__all__ = ['EVAL_PRECISION', 'FD_SEED', 'LP_HPARAM', 'resolve_precision', 'inference', 'model_fingerprint', 'encoder_cache',
+           'embedding_path', 'embed', 'zeroshot_accuracy', 'param_distance', 'fd_rows', 'feature_distance',
+           'concept_forgetting', 'logit_scale_of', 'dataset_head', 'taps_path', 'accuracies', 'reference_accuracies',
+           'EvalOptions', 'evaluate_checkpoint', 'evaluate_states']
+
+# %% ../nbs/06_evaluate.ipynb #aa4831cd
+from .probe import (accuracy_scores, calibration_error, ECE_BINS, LP_LRS, LP_GRID, LP_STEPS, ProbeResult, lp_head, linear_probe,  # noqa: F401 (re-exported)
+                            LP_PROTOCOLS, LP_BACKENDS)
+from .ranks import sharded_evaluation  # noqa: F401 (re-exported)
+
 
 # %% ../nbs/06_evaluate.ipynb #2e998b78
 def _write_cache(path: str | Path, data) -> Path:
@@ -45,17 +52,15 @@ def _write_cache(path: str | Path, data) -> Path:
     return path
 
 def _read_cache(path: str | Path, mmap: bool = False):
-    "The array, dict or results table cached at `path` (content-checked; memory-mapped on request), or None if there is none or it is damaged."
+    "The array or dict cached at `path` (content-checked; memory-mapped on request), or None if there is none or it is damaged."
     path, out = Path(path), None
     if path.exists():
         try:
             if path.suffix == '.json': out = read_json(verify_file(path))
-            elif path.suffix == '.csv': out = load_csv(path)             # a results table (`ldifs_nb.train.evaluate_run`)
             else: out = load_npy(path, mmap_mode='r' if mmap else None)
         except CorruptFileError as err: warnings.warn(f"{err}; computing it again")   # a damaged cache entry is rebuilt, never used
     return out if agree(out is not None) else None   # in a sharded evaluation: a hit only if every rank has it
 
-PRECISIONS = ('fp32', 'bf16')
 EVAL_PRECISION: dict[str, str] = {}   # precision='auto' per device type (absent: fp32); bf16 moved an LP accuracy by 0.6 points (below)
 
 def resolve_precision(precision: str, device) -> str:
@@ -79,60 +84,6 @@ def _tag(precision: str) -> str:
     "File-name suffix of a precision (fp32 files keep the names they always had)."
     return '' if precision == 'fp32' else f'_{precision}'
 
-
-# %% ../nbs/06_evaluate.ipynb #0b7a454b
-_SHARDED = False   # set by `sharded_evaluation`
-
-@contextlib.contextmanager
-def sharded_evaluation(on: bool = True):
-    "Within: under `torchrun`, evaluation passes split their images over the ranks and gather; rank 0 writes the files. Every rank must make the same calls."
-    global _SHARDED
-    old, _SHARDED = _SHARDED, bool(on and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1)
-    try: yield
-    finally: _SHARDED = old
-
-def eval_world() -> tuple[int, int]:
-    "(rank, number of ranks) of a sharded evaluation; (0, 1) outside `sharded_evaluation` or alone."
-    return (dist.get_rank(), dist.get_world_size()) if _SHARDED else (0, 1)
-
-def _comm_device() -> torch.device:
-    "Where the process group's tensors must live: the current GPU for nccl, the host for gloo."
-    return torch.device('cuda', torch.cuda.current_device()) if dist.get_backend() == 'nccl' else torch.device('cpu')
-
-def gather_rows(t: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
-    "Every rank's rows of the 2-D `t` (row counts may differ; a rank may have none), concatenated in rank order, on every rank."
-    rank, world = eval_world()
-    if world == 1: return t
-    dev, dtype = _comm_device(), dtype or t.dtype
-    x = t.reshape(len(t), -1).to(dev, dtype) if t.numel() else torch.zeros((len(t), 0), dtype=dtype, device=dev)
-    shape = torch.tensor(x.shape, device=dev); shapes = [torch.zeros_like(shape) for _ in range(world)]
-    dist.all_gather(shapes, shape)
-    m, w = max(int(s[0]) for s in shapes), max(int(s[1]) for s in shapes)
-    pad = torch.zeros((m, w), dtype=dtype, device=dev); pad[:len(x), :x.shape[1]] = x
-    parts = [torch.empty_like(pad) for _ in range(world)]
-    dist.all_gather(parts, pad)
-    return torch.cat([q[:int(s[0])] for q, s in zip(parts, shapes)]).to(t.device)
-
-def all_sum(*xs: float) -> list[float]:
-    "The sums over the ranks of a sharded evaluation of a few numbers (float64); alone: the numbers."
-    if eval_world()[1] == 1: return [float(x) for x in xs]
-    t = torch.tensor([float(x) for x in xs], dtype=torch.float64, device=_comm_device())
-    dist.all_reduce(t)
-    return t.tolist()
-
-def agree(ok: bool) -> bool:
-    "True only if `ok` is true on every rank of a sharded evaluation (alone: `ok`): cache hits are decided together, so every rank makes the same passes."
-    if eval_world()[1] == 1: return bool(ok)
-    t = torch.tensor([int(bool(ok))], device=_comm_device())
-    dist.all_reduce(t, op=dist.ReduceOp.MIN)
-    return bool(t.item())
-
-def on_main(fn: Callable, *args, **kw):
-    "`fn(*args, **kw)` — a file write — on rank 0 of a sharded evaluation, then every rank waits until it is done; alone: `fn`."
-    rank, world = eval_world()
-    try: return fn(*args, **kw) if rank == 0 else None
-    finally:
-        if world > 1: dist.barrier()
 
 # %% ../nbs/06_evaluate.ipynb #ca8168df
 def model_fingerprint(visual: nn.Module) -> str:
@@ -205,310 +156,20 @@ def embed(visual: nn.Module, name: str, split: str, root=None, batch_size: int =
     return e if ds.rows is None else e[ds.rows]
 
 
-# %% ../nbs/06_evaluate.ipynb #95956c53
-def accuracy_scores(pred, labels) -> dict:
-    "Top-1 accuracy and mean per-class recall (percent) of predicted labels."
-    pred, labels = np.asarray(pred), np.asarray(labels)
-    rec = [np.mean(pred[labels == c] == c) for c in np.unique(labels)]
-    return {'top1': 100 * float(np.mean(pred == labels)), 'mean_recall': 100 * float(np.mean(rec))}
-
-# %% ../nbs/06_evaluate.ipynb #72a42f5b
-ECE_BINS = 15   # the released ECELoss: 15 equal-width bins of the top-1 confidence
-
-def calibration_error(logits, labels, n_bins: int = ECE_BINS) -> float:
-    "Expected calibration error (percent) of logits [N, K] against labels [N]: top-1 confidence in `n_bins` equal-width bins."
-    z = logits if isinstance(logits, torch.Tensor) else torch.as_tensor(np.asarray(logits, np.float32))
-    conf, pred = z.float().softmax(-1).max(-1)
-    gap = conf.cpu().double() - (pred.cpu() == torch.as_tensor(np.asarray(labels)).long()).double()   # confidence − correct
-    bins = (conf.cpu().double() * n_bins).ceil().long().clamp(1, n_bins) - 1   # bin k holds (k/n, (k+1)/n]
-    return 100 * float(torch.zeros(n_bins, dtype=torch.float64).index_add_(0, bins, gap).abs().sum() / max(len(gap), 1))
-
 # %% ../nbs/06_evaluate.ipynb #0c74b4e7
 def zeroshot_accuracy(emb, labels, head) -> dict:
-    "ZS top-1 and mean per-class recall (percent) from embeddings [N, D] and a head [K, D]."
-    sims = torch.as_tensor(np.asarray(emb), dtype=torch.float32) @ torch.as_tensor(np.asarray(head), dtype=torch.float32).T
-    return accuracy_scores(sims.argmax(1).numpy(), labels)
+    "ZS top-1, mean per-class recall and ECE (percent) from embeddings [N, D] and a head [K, D] (its logits: emb @ headᵀ)."
+    e = emb if isinstance(emb, torch.Tensor) else torch.as_tensor(np.asarray(emb))
+    h = head if isinstance(head, torch.Tensor) else torch.as_tensor(np.asarray(head))
+    return logit_scores(e.float() @ h.to(e.device, torch.float32).T, labels)
 
-# %% ../nbs/06_evaluate.ipynb #7b8f8f2c
-LP_PROTOCOLS = ('adamw', 'l2')
-LP_LRS = (0.01, 0.05, 0.1, 0.5, 1.0)                  # adamw: the released learning-rate grid
-LP_GRID = (1e-6, 1e-4, 1e-2, 1.0, 1e2, 1e4, 1e6)      # l2: the paper's grid of L (C = 1/L)
-LP_BACKENDS = ('torch', 'sklearn')
-LP_STEPS = 1000                                       # adamw: full-batch steps per fit
-
-@dataclass
-class ProbeResult:
-    "A fitted linear probe and its test scores (percent)."
-    acc: float
-    mean_recall: float
-    weight: torch.Tensor                      # [K, D], on L2-normalised features
-    bias: torch.Tensor                        # [K]
-    protocol: str                             # 'adamw' | 'l2'
-    hparam: float                             # the chosen lr (adamw) or L (l2, C = 1/L)
-    val_acc: dict = field(default_factory=dict)  # hyper-parameter -> held-out accuracy (%)
-    backend: str = 'torch'
-    ece: float = float('nan')                 # expected calibration error of the test logits (%)
-
-    @property
-    def lr(self) -> float | None: return self.hparam if self.protocol == 'adamw' else None
-    @property
-    def reg(self) -> float | None: return self.hparam if self.protocol == 'l2' else None
-
-def _check_protocol(protocol: str, backend: str) -> None:
-    check_name(protocol, LP_PROTOCOLS, 'LP protocol')
-    check_name(backend, LP_BACKENDS, 'LP backend')
-    if protocol == 'adamw' and backend != 'torch':
-        raise ValueError(f"LP backend {backend!r} applies to protocol='l2' only; protocol='adamw' (the released "
-                         f"PyTorch probe) runs with backend='torch'")
-
-def _probe_device(device, *arrays) -> torch.device:
-    "`device` if given, else the device of the first tensor among `arrays` (CPU for numpy): never CUDA unasked."
-    if device is not None: return resolve_device(device)
-    return next((a.device for a in arrays if isinstance(a, torch.Tensor)), torch.device('cpu'))
-
-def _features(x, device) -> torch.Tensor:
-    "Embeddings (numpy or tensor) as L2-normalised float32 [N, D] on `device`."
-    x = x.detach() if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))
-    return F.normalize(x.to(device, torch.float32), dim=-1)
-
-def _labels(y, device) -> torch.Tensor:
-    y = y.detach() if isinstance(y, torch.Tensor) else torch.as_tensor(np.asarray(y))
-    return y.to(device, torch.int64)
-
-def _n_classes(n_classes: int | None, *ys) -> int:
-    return n_classes or max(int(torch.as_tensor(np.asarray(y) if not isinstance(y, torch.Tensor) else y).max())
-                            for y in ys if y is not None) + 1
-
-def _logits(x, W: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    "Logits of features x [N, D] under W [K, D] (or a stack [G, K, D], giving [G, N, K])."
-    x = x.to(W.device, torch.float32) if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x, np.float32), device=W.device)
-    return x @ W.mT + b.unsqueeze(-2)
-
-def _predict(x, W: torch.Tensor, b: torch.Tensor) -> np.ndarray:
-    "Predicted classes of features x [N, D] under W [K, D] (or a stack [G, K, D], giving [G, N])."
-    return _logits(x, W, b).argmax(-1).cpu().numpy()
-
-def _first_best(grid: Sequence[float], val: Sequence[float]) -> int:
-    "Index of the best held-out accuracy, the first on ties (the released code's strict '>')."
-    return max(range(len(grid)), key=lambda i: (val[i], -i))
-
-# %% ../nbs/06_evaluate.ipynb #7997011f
-def _linear_init(k: int, d: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    "`nn.Linear(d, k)`'s initial (weight, bias), drawn from a CPU generator seeded with `seed` (the same on every device)."
-    g = torch.Generator().manual_seed(seed)
-    W = nn.init.kaiming_uniform_(torch.empty(k, d), a=math.sqrt(5), generator=g)
-    return W, nn.init.uniform_(torch.empty(k), -1 / math.sqrt(d), 1 / math.sqrt(d), generator=g)
-
-def _probe_groups(problems: Sequence[tuple], max_pad: float = 0.25) -> list[list[int]]:
-    "Indices of the (x, y, k, lrs) problems fitted together: same k, number of lrs, width and device; rows within `max_pad` of the group's largest."
-    key = lambda i: (problems[i][2], len(problems[i][3]), problems[i][0].shape[1], str(problems[i][0].device))
-    groups: list[list[int]] = []
-    for i in sorted(range(len(problems)), key=lambda i: (key(i), -len(problems[i][0]))):
-        g = groups[-1] if groups else None
-        if g and key(g[0]) == key(i) and len(problems[i][0]) >= (1 - max_pad) * len(problems[g[0]][0]): g.append(i)
-        else: groups.append([i])
-    return groups
-
-@torch.no_grad()
-def _fit_adamw_group(problems: Sequence[tuple], seed: int, steps: int, weight_decay: float, betas, eps):
-    "`_fit_adamw_many` for problems of one `_probe_groups` group: one [B, G·K, N] product per step for all of them."
-    B, (k, lrs0), dev = len(problems), problems[0][2:4], problems[0][0].device
-    G, d, n = len(lrs0), problems[0][0].shape[1], max(len(p[0]) for p in problems)
-    X = torch.zeros(B, n, d + 1, device=dev)           # bias = weight of a constant feature (AdamW is element-wise);
-    Y = torch.zeros(B, 1, k, n, device=dev)            # padded rows are all zeros: they add nothing to any gradient
-    for i, (x, y, *_) in enumerate(problems):
-        X[i, :len(x), :d], X[i, :len(x), d] = x, 1
-        Y[i, 0, y, torch.arange(len(y), device=dev)] = 1                       # one-hot targets, transposed [K, N]
-    rows = torch.tensor([len(p[0]) for p in problems], dtype=torch.float32, device=dev).view(B, 1, 1)
-    W0, b0 = _linear_init(k, d, seed)                  # every probe starts where a single-lr run with this seed would
-    P = torch.cat([W0, b0[:, None]], 1).to(dev).repeat(B, G, 1)                # [B, G·K, D+1]: all probes, stacked
-    lr = torch.tensor([p[3] for p in problems], dtype=torch.float64, device=dev).repeat_interleave(k, 1)[..., None]
-    decay = (1 - lr * weight_decay).float()                                    # decoupled weight decay, per row of P
-    m, v, L = torch.zeros_like(P), torch.zeros_like(P), torch.empty(B, G * k, n, device=dev)
-    L4, Xt = L.view(B, G, k, n), X.mT
-    for t in range(1, steps + 1):
-        torch.bmm(P, Xt, out=L)                                                # logits [B, G·K, N]: classes not innermost,
-        L4.sub_(L4.amax(2, keepdim=True)).exp_()                               # so the softmax over K is vectorised over N
-        L4.div_(L4.sum(2, keepdim=True)).sub_(Y)                               # dCE/dlogits, times n
-        g = torch.bmm(L, X).div_(rows)                                         # the gradient of each probe's mean CE
-        P.mul_(decay)                                                          # torch.optim.AdamW's update, per-row lr:
-        m.lerp_(g, 1 - betas[0])
-        v.mul_(betas[1]).addcmul_(g, g, value=1 - betas[1])
-        step = (lr / (1 - betas[0] ** t)).float()
-        P.addcdiv_(m, (v.sqrt() / math.sqrt(1 - betas[1] ** t)).add_(eps).div_(step), value=-1)
-    P = P.view(B, G, k, d + 1)
-    return [(P[i, ..., :d].contiguous(), P[i, ..., d].contiguous()) for i in range(B)]
-
-def _fit_adamw_many(problems: Sequence[tuple], seed: int = 0, steps: int = LP_STEPS, weight_decay: float = 0.01,
-                    betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    "Problems (x [N, D] L2-normalised, y [N], k, lrs), one probe per lr each, fitted by full-batch AdamW, grouped: [(W [G, K, D], b [G, K])]."
-    out = [None] * len(problems)
-    for idx in _probe_groups(problems):
-        grp = [problems[i] for i in idx]
-        with _threads_for(len(grp) * max(len(p[0]) for p in grp) * (grp[0][0].shape[1] + 1) * grp[0][2] * len(grp[0][3])):
-            for i, r in zip(idx, _fit_adamw_group(grp, seed, steps, weight_decay, betas, eps)): out[i] = r
-    return out
-
-def _fit_adamw(x: torch.Tensor, y: torch.Tensor, k: int, lrs: Sequence[float], seed: int = 0, steps: int = LP_STEPS,
-               weight_decay: float = 0.01, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
-    "One probe per lr, fitted together by full-batch AdamW on L2-normalised x [N, D]: (W [G, K, D], b [G, K])."
-    return _fit_adamw_many([(x, y, k, tuple(lrs))], seed, steps, weight_decay, betas, eps)[0]
-
-# %% ../nbs/06_evaluate.ipynb #bc144c8a
-class _Eigenbasis:
-    "Centred features in the eigenbasis of their covariance (computed once, shared by a grid of fits)."
-    def __init__(self, x: torch.Tensor):
-        self.mu = x.mean(0)
-        z = x - self.mu
-        e, V = torch.linalg.eigh((z.T @ z).double() / len(x))
-        self.e, self.V = e.clamp_min(float(e.max()) * 1e-8).float(), V.float()
-        self.z = z @ self.V
-
-    def to_original(self, U: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        "Weights on the rotated, centred features → (W, b) on the original features."
-        W = U @ self.V.T
-        return W, c - W @ self.mu
-
-    def from_original(self, W: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return W @ self.V, b + W @ self.mu
-
-@contextlib.contextmanager
-def _threads_for(work: float, limit: float = 2e7):
-    "Run problems of fewer than `limit` multiply-adds per pass single-threaded (thread hand-offs cost more than they save)."
-    if work >= limit: yield; return
-    from threadpoolctl import threadpool_limits
-    n = torch.get_num_threads(); torch.set_num_threads(1)
-    try:
-        with threadpool_limits(1): yield
-    finally: torch.set_num_threads(n)
-
-def _fit_torch(basis: _Eigenbasis, y: torch.Tensor, k: int, reg: float, init=None, tol: float = 1e-5,
-               max_iter: int = 300, curvature: float = 0.1) -> tuple[torch.Tensor, torch.Tensor]:
-    "Minimise mean CE + reg/(2n)·‖W‖² by preconditioned L-BFGS from `init` (U, c); return (U, c) in the basis."
-    n, d = basis.z.shape
-    lam = reg / n
-    scale = (curvature * basis.e + lam).rsqrt()
-    P = (init[0] / scale if init is not None else torch.zeros(k, d, device=basis.z.device)).requires_grad_()
-    c = (init[1].clone() if init is not None else torch.zeros(k, device=basis.z.device)).requires_grad_()
-    opt = torch.optim.LBFGS([P, c], lr=1, max_iter=max_iter, tolerance_grad=tol, tolerance_change=1e-7,  # ~float32 precision
-                            history_size=10, line_search_fn='strong_wolfe')
-    def closure():
-        opt.zero_grad()
-        U = P * scale
-        loss = F.cross_entropy(torch.addmm(c, basis.z, U.T), y) + 0.5 * lam * U.pow(2).sum()
-        loss.backward()
-        return loss
-    opt.step(closure)
-    return P.detach() * scale, c.detach()
-
-def _fit_sklearn(x: np.ndarray, y: np.ndarray, k: int, reg: float, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    "sklearn's LogisticRegression(C=1/reg, max_iter=1000) as in the released code, as (W [K, D], b [K])."
-    import warnings
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.linear_model import LogisticRegression
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore', ConvergenceWarning)  # the released code runs into max_iter too; we report, not warn
-        clf = LogisticRegression(C=1 / reg, max_iter=1000, random_state=seed).fit(x, y)
-    W, b = clf.coef_, clf.intercept_
-    if W.shape[0] == 1: W, b = np.concatenate([-W / 2, W / 2]), np.concatenate([-b / 2, b / 2])  # binary: one row
-    Wk, bk = np.zeros((k, x.shape[1])), np.full(k, -1e4)     # classes absent from y: never predicted
-    Wk[clf.classes_], bk[clf.classes_] = W, b
-    return torch.tensor(Wk, dtype=torch.float32), torch.tensor(bk, dtype=torch.float32)
-
-# %% ../nbs/06_evaluate.ipynb #0f53070f
-def _select_adamw(probs, grid, seed):
-    "Problems (xs, ys, xv, yv, k, refit): every lr of every problem in one grouped run, pick on (xv, yv), all refits (on `refit`; None: the chosen fit is final) in another."
-    fits = _fit_adamw_many([(xs, ys, k, grid) for xs, ys, _, _, k, _ in probs], seed)
-    val = [[accuracy_scores(p, yv.cpu().numpy())['top1'] for p in _predict(xv, W, b)] for (W, b), (_, _, xv, yv, _, _) in zip(fits, probs)]
-    best = [_first_best(grid, v) for v in val]
-    todo = [j for j, p in enumerate(probs) if p[5] is not None]
-    refits = dict(zip(todo, _fit_adamw_many([(*probs[j][5], probs[j][4], grid[best[j]:best[j] + 1]) for j in todo], seed)))
-    return [(*(tuple(t[0] for t in refits[j]) if j in refits else (W[i], b[i])), grid[i], val[j])
-            for j, ((W, b), i) in enumerate(zip(fits, best))]
-
-def _select_l2(xs, ys, xv, yv, k, grid, seed, backend, refit=None):
-    "Fit every L on (xs, ys), pick on (xv, yv), refit on `refit` (None: on (xs, ys) to the refit tolerance)."
-    val_acc = lambda W, b: accuracy_scores(_predict(xv, W, b), yv.cpu().numpy())['top1']
-    X, Y = refit if refit is not None else (xs, ys)
-    if backend == 'sklearn':
-        xs_np, ys_np = xs.cpu().numpy(), ys.cpu().numpy()
-        sol = {L: _fit_sklearn(xs_np, ys_np, k, L, seed) for L in grid}
-        val = [val_acc(*sol[L]) for L in grid]
-        L = grid[_first_best(grid, val)]
-        W, b = _fit_sklearn(X.cpu().numpy(), Y.cpu().numpy(), k, L, seed) if refit is not None else sol[L]
-        return W, b, L, val
-    basis, sol, val, init = _Eigenbasis(xs), {}, {}, None
-    for L in sorted(grid, reverse=True):       # strongest regularisation first, each fit warm-starts the next
-        init = _fit_torch(basis, ys, k, L, init, tol=1e-4)  # sklearn's tolerance for the selection fits
-        sol[L] = basis.to_original(*init); val[L] = val_acc(*sol[L])
-    val = [val[L] for L in grid]
-    L = grid[_first_best(grid, val)]
-    full = _Eigenbasis(X) if refit is not None else basis
-    W, b = full.to_original(*_fit_torch(full, Y, k, L, full.from_original(*sol[L])))
-    return W, b, L, val
-
-def _select_and_fit(items, protocol: str, backend: str, seed: int, grid, device) -> list[tuple]:
-    """The protocol for each item (x, y, k, xv, yv): choose the hyper-parameter on (xv, yv) — or on the seeded 90/10
-    split of (x, y) — and refit on (x, y). `adamw`: the fits of all items run together. [(W, b, hparam, {hparam: val acc})]."""
-    _check_protocol(protocol, backend)
-    grid = tuple(grid or (LP_LRS if protocol == 'adamw' else LP_GRID))
-    probs = []
-    for x, y, k, xv, yv in items:
-        if (xv is None) != (yv is None): raise ValueError("Give both val_emb and val_y, or neither")
-        dev = _probe_device(device, x, y, xv, yv)
-        x, y = _features(x, dev), _labels(y, dev)
-        if xv is None:                         # LP evaluation: choose on 90/10 of train, refit on all of it
-            tr, va = (torch.as_tensor(i, device=dev) for i in xval_indices(len(y), seed))
-            probs.append((x[tr], y[tr], x[va], y[va], k, (x, y)))
-        else:                                  # LP-init head: choose on the given val, the fit on train is final
-            probs.append((x, y, _features(xv, dev), _labels(yv, dev), k, None))
-    if protocol == 'adamw': out = _select_adamw(probs, grid, seed)
-    else:
-        out = []
-        for xs, ys, xv, yv, k, refit in probs:
-            with _threads_for((len(xs) if refit is None else len(refit[0])) * xs.shape[1] * k):
-                out.append(_select_l2(xs, ys, xv, yv, k, grid, seed, backend, refit))
-    return [(W.cpu(), b.cpu(), h, dict(zip(grid, val))) for W, b, h, val in out]
-
-def lp_head(train_emb, train_y, val_emb=None, val_y=None, protocol: str = 'adamw', backend: str = 'torch', seed: int = 0,
-            n_classes: int | None = None, device=None, grid: Sequence[float] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    "The LP head (W [K, D], b [K], on L2-normalised features), e.g. to initialise LP-init fine-tuning."
-    k = _n_classes(n_classes, train_y, val_y)
-    W, b, _, _ = _select_and_fit([(train_emb, train_y, k, val_emb, val_y)], protocol, backend, seed, grid, device)[0]
-    return W, b
-
-def linear_probes(problems: Sequence[tuple], protocol: str = 'adamw', backend: str = 'torch', seed: int = 0, device=None,
-                  grid: Sequence[float] | None = None) -> list[ProbeResult]:
-    "`linear_probe` for several problems (train_emb, train_y, test_emb, test_y, n_classes or None) at once: for `adamw` their fits run together."
-    ks = [_n_classes(n, ytr, yte) for _, ytr, _, yte, n in problems]
-    fits = _select_and_fit([(xtr, ytr, k, None, None) for (xtr, ytr, *_), k in zip(problems, ks)], protocol, backend, seed, grid, device)
-    return [_scored(xte, yte, W, b, protocol, h, val, backend) for (_, _, xte, yte, _), (W, b, h, val) in zip(problems, fits)]
-
-def _scored(xte, yte, W, b, protocol, h, val, backend) -> ProbeResult:
-    "A fitted probe's test accuracy, mean recall and calibration error."
-    z, y = _logits(_features(xte, W.device), W, b), _labels(yte, 'cpu').numpy()
-    r = accuracy_scores(z.argmax(-1).cpu().numpy(), y)
-    return ProbeResult(r['top1'], r['mean_recall'], W, b, protocol, h, val, backend, calibration_error(z, y))
-
-def linear_probe(train_emb, train_y, test_emb, test_y, protocol: str = 'adamw', backend: str = 'torch', seed: int = 0,
-                 n_classes: int | None = None, device=None, grid: Sequence[float] | None = None,
-                 val_emb=None, val_y=None) -> ProbeResult:
-    "LP test accuracy: choose the hyper-parameter on 90/10 of train (or on `val_emb`), refit on train, score on test."
-    if val_emb is None and val_y is None:
-        return linear_probes([(train_emb, train_y, test_emb, test_y, n_classes)], protocol, backend, seed, device, grid)[0]
-    k = _n_classes(n_classes, train_y, test_y, val_y)
-    W, b, h, val = _select_and_fit([(train_emb, train_y, k, val_emb, val_y)], protocol, backend, seed, grid, device)[0]
-    return _scored(test_emb, test_y, W, b, protocol, h, val, backend)
 
 # %% ../nbs/06_evaluate.ipynb #5115b469
 @torch.no_grad()
 def param_distance(encoder: nn.Module, ref_params: dict[str, torch.Tensor] | nn.Module) -> float:
-    "Σ‖θ − θ0‖² over the encoder's parameters (θ0: a module or a name → tensor dict)."
+    "Σ‖θ − θ0‖² over the encoder's parameters (θ0: a module or a name → tensor dict): L2SP's penalty, in float64."
     ref = dict(ref_params.named_parameters()) if isinstance(ref_params, nn.Module) else ref_params
-    params = dict(encoder.named_parameters())
-    if params.keys() != ref.keys():
-        raise ValueError(f"Reference parameters do not match the encoder: {len(params.keys() ^ ref.keys())} names differ")
-    return float(sum((p.detach().double().cpu() - ref[n].detach().double().cpu()).pow(2).sum() for n, p in params.items()))
+    return float(l2sp_penalty(encoder, ref, dtype=torch.float64))
 
 FD_SEED = 0   # the subsample's seed: the same rows for every run, so every run shares the reference's taps
 
@@ -585,6 +246,8 @@ def taps_path(fingerprint: str, name: str, split: str, image_size: int, norm: st
     "Where an encoder's normalised taps on the `n_rows` feature-distance rows (`fd_rows`) of a split are cached (fp16 [rows, Σ T·D])."
     return encoder_cache(fingerprint, root, cache_dir)/f'{cache_key(name)}_{split}_{image_size}_e{STORE_LAYOUT}_taps-{norm}-n{n_rows}-s{FD_SEED}{_tag(precision)}.npy'
 
+
+# %% ../nbs/06_evaluate.ipynb #5144ce05
 class _Collect:
     "Streamed taps → fp16 rows [m, Σ T·D] on the host (the reference's, to cache); in a sharded pass, gathered from every rank."
     def __init__(self, norm: str): self.norm, self.parts, self.sharded = norm, [], False
@@ -608,6 +271,8 @@ class _Distance:
         total, n = all_sum(self.total, self.j - self.j0) if self.sharded else (float(self.total), self.j)
         return total / max(n, 1)
 
+
+# %% ../nbs/06_evaluate.ipynb #04f03b06
 class _Encoder:
     "An encoder under evaluation: its fingerprint, cache folder, device and precision; its passes, embeddings and scores."
     def __init__(self, visual, root, cache_dir, device, precision, batch_size, fingerprint=None):
@@ -655,9 +320,7 @@ class _Encoder:
             e['test'] = (emb or self.embeddings)(name, 'test')
             m = {}
             if (head := heads.get(name)) is not None:   # the ZS logits (head scaled by the logit scale); on the device
-                z = e['test'] @ torch.as_tensor(head, dtype=torch.float32, device=self.dev).T
-                m |= {f'zs_{k}': v for k, v in accuracy_scores(z.argmax(1).cpu().numpy(), y['test']).items()}
-                m['zs_ece'] = calibration_error(z, y['test'])
+                m |= {f'zs_{k}': v for k, v in zeroshot_accuracy(e['test'], y['test'], head).items()}
             todo[name] = (f, m, (e['train'], y['train'], e['test'], y['test'], len(get_dataset(name).classnames)))
         probes = linear_probes([p for _, _, p in todo.values()], lp_protocol, lp_backend, seed, self.dev) if todo else []
         for (name, (f, m, _)), lp in zip(todo.items(), probes):
@@ -675,6 +338,8 @@ class _Encoder:
         _write_cache(f, c.array())
         return _read_cache(f, mmap=True)
 
+
+# %% ../nbs/06_evaluate.ipynb #08c217fd
 def accuracies(visual: nn.Module, name: str, head, root=None, device='cpu', lp_protocol: str = 'adamw',
                lp_backend: str = 'torch', seed: int = 0, fingerprint: str | None = None, cache_dir=None,
                precision: str = 'fp32', batch_size: int = 256) -> dict:
@@ -688,31 +353,55 @@ def reference_accuracies(ref: nn.Module, name: str, model: nn.Module, tokenizer,
     "ZS/LP accuracies (percent) of the reference encoder on `name`, with ZS heads from `model`; cached on disk."
     return accuracies(ref, name, logit_scale_of(model) * dataset_head(model, tokenizer, name), root, device, lp_protocol, lp_backend, seed)
 
+
+# %% ../nbs/06_evaluate.ipynb #42e18224
+@dataclass(frozen=True)
+class EvalOptions:
+    "How checkpoints are evaluated: LP protocol and back-end, seed, LDIFS norm, feature-distance rows, precision."
+    lp_protocol: str = 'adamw'
+    lp_backend: str = 'torch'
+    seed: int = 0
+    norm: str = 'channel'
+    fd_examples: int | None = 2000       # feature-distance rows per split (None: every image)
+    precision: str = 'auto'              # 'auto' | 'fp32' | 'bf16' (`resolve_precision`)
+
+    def __post_init__(self):
+        check_name(self.norm, NORMS, 'feature normalisation')
+        _check_protocol(self.lp_protocol, self.lp_backend)
+        if self.precision != 'auto': check_name(self.precision, PRECISIONS, 'evaluation precision')
+
+    @classmethod
+    def of(cls, opts: EvalOptions | None = None, **fields) -> EvalOptions:
+        "`opts` (default: the defaults) with `fields` replaced; an unknown field is refused by name."
+        if bad := set(fields) - {f.name for f in dataclasses.fields(cls)}:
+            raise TypeError(f"Unknown evaluation option(s) {sorted(bad)}; valid: {[f.name for f in dataclasses.fields(cls)]}")
+        return dataclasses.replace(opts or cls(), **fields)
+
 def evaluate_checkpoint(visual: nn.Module, datasets: Sequence[str], ref: nn.Module | None = None,
                         model: nn.Module | None = None, tokenizer=None, task: str | None = None, root=None,
-                        device='cpu', lp_protocol: str = 'adamw', lp_backend: str = 'torch', seed: int = 0, norm: str = 'channel',
-                        fd_examples: int | None = 2000, heads: dict | None = None, cache_dir=None, ref_cache_dir=None,
-                        precision: str = 'auto', batch_size: int = 256, logit_scale: float | None = None) -> pd.DataFrame:
-    "Tidy table (dataset, split, metric, value): ZS/LP accuracy and ECE, Δ vs `ref` (Eq. 2), feature and parameter distances."
-    check_name(norm, NORMS, 'feature normalisation')
+                        device='cpu', opts: EvalOptions | None = None, heads: dict | None = None, cache_dir=None,
+                        ref_cache_dir=None, batch_size: int = 256, logit_scale: float | None = None, **options) -> pd.DataFrame:
+    """Tidy table (dataset, split, metric, value): ZS/LP accuracy and ECE, Δ vs `ref` (Eq. 2), feature and parameter distances.
+    `options` are `EvalOptions` fields (lp_protocol, lp_backend, seed, norm, fd_examples, precision), replacing those of `opts`."""
+    o = EvalOptions.of(opts, **options)
     for n in datasets: get_dataset(n)
     scale = logit_scale if logit_scale is not None else logit_scale_of(model)   # ZS logits = scale · cosine similarity
     heads = {n: scale * torch.as_tensor(heads[n]) if heads is not None and n in heads else
                 scale * dataset_head(model, tokenizer, n) if model is not None else None for n in datasets}
-    dev = resolve_device(device); precision = resolve_precision(precision, dev)
+    dev = resolve_device(device); precision = resolve_precision(o.precision, dev)
     me = _Encoder(visual, root, cache_dir, dev, precision, batch_size)
     r = _Encoder(ref, root, ref_cache_dir, dev, precision, batch_size) if ref is not None else None
     if r is not None and r.fp == me.fp: me = r          # the reference itself: its shared cache
-    lp = (lp_protocol, lp_backend, seed)
+    lp = (o.lp_protocol, o.lp_backend, o.seed)
     splits = {n: ('train', 'test') if n == task else ('test',) for n in datasets} if r is not None else {}
-    rows_of = lambda n, s: fd_rows(len(me.split(n, s)), fd_examples)
+    rows_of = lambda n, s: fd_rows(len(me.split(n, s)), o.fd_examples)
     dist, r0 = {}, {}
     if r is not None:                                    # the reference: scores and taps, each computed once and cached;
         for n in datasets:                               # its taps come with the pass that makes its embeddings (also when
             fresh = not agree(r.metrics_path(n, heads[n], *lp).exists())   # `visual` is the reference: later checkpoints need them)
             for s in splits[n]:
-                t = r.taps(n, s, norm, fd_examples, need_emb=fresh)
-                if me.fp != r.fp: dist[n, s] = _Distance(t, dev, norm)
+                t = r.taps(n, s, o.norm, o.fd_examples, need_emb=fresh)
+                if me.fp != r.fp: dist[n, s] = _Distance(t, dev, o.norm)
         r0 = r.metrics(datasets, heads, *lp)
     left = dict(dist)
     def emb(n, s):                                       # the checkpoint: one pass per split gives embeddings and distance
@@ -731,3 +420,25 @@ def evaluate_checkpoint(visual: nn.Module, datasets: Sequence[str], ref: nn.Modu
                  for s in splits.get(name, ())]
     if ref is not None: rows.append(dict(dataset=task or '-', split='-', metric='param_distance', value=param_distance(visual, ref)))
     return pd.DataFrame(rows, columns=['dataset', 'split', 'metric', 'value'])
+
+
+# %% ../nbs/06_evaluate.ipynb #d3dd996d
+def evaluate_states(items: Sequence[dict], model: nn.Module, tokenizer, datasets: Sequence[str], opts: EvalOptions | None = None,
+                    root=None, device='cpu', cache_dir=None, keep_embeddings: bool = False, extra: Callable | None = None,
+                    done: Callable | None = None, desc: str = 'checkpoints evaluated') -> Iterator[tuple[dict, pd.DataFrame, str | None]]:
+    "Evaluate the image-tower `state` of each item against `model`'s (the base) on `datasets`: yield (item, table, its fingerprint)."
+    base = model.visual.eval()
+    fp_base = model_fingerprint(base)
+    bar = progress(items, total=len(items), desc=desc)
+    for it in bar:
+        if hasattr(bar, 'comment') and 'step' in it: bar.comment = f"step {it['step']} done"
+        if done is not None and (df := done(it)) is not None: yield it, df, None; continue
+        visual = copy.deepcopy(base); visual.load_state_dict(it['state']); visual.eval()
+        fp = model_fingerprint(visual)
+        cache = None if fp == fp_base else Path(cache_dir) if cache_dir is not None else None
+        df = evaluate_checkpoint(visual, datasets, ref=base, model=model, tokenizer=tokenizer, task=it.get('task'), root=root,
+                                 device=device, opts=opts, cache_dir=cache)
+        if extra is not None: df = pd.concat([df, extra(it, visual, cache, fp)])
+        yield it, df, fp
+        if cache is not None and not keep_embeddings: on_main(shutil.rmtree, cache/fp, ignore_errors=True)   # results written
+

@@ -6,24 +6,22 @@ Docs: https://ldifs-nb.github.io/ldifs_nb/forgetting.html.md"""
 
 # %% ../nbs/15_forgetting.ipynb #caaa3b8e
 from __future__ import annotations
-import copy, shutil
+import copy
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
 import pandas as pd
 import torch
 import torch.nn as nn
 import open_clip
-import matplotlib
 import matplotlib.pyplot as plt
 from safetensors.torch import load_file
 
-from .core import RESULT_COLUMNS, atomic_path, write_json, read_json, file_sha256, resolve_device, as_list, progress
+from .core import RESULT_COLUMNS, atomic_path, write_json, read_json, file_sha256, resolve_device, as_list
 from .data import get_dataset, MICRO_DATASETS, PAPER_DATASETS
 from .models import load_clip, MICRO_CLIP, image_size_of, activation_of
-from .evaluate import evaluate_checkpoint, model_fingerprint, resolve_precision, dataset_head
-from .train import checkpoint_states, split_state, versions, PAPER_MODEL
+from .evaluate import EvalOptions, evaluate_states, resolve_precision, model_fingerprint
+from .runs import checkpoint_states, split_state, versions
 from .losses import get_method
 
 # %% auto #0
@@ -344,20 +342,16 @@ def forgetting_report(checkpoints, base: str | None = None, datasets: Sequence[s
     ref = clip_model.visual.eval()
     items = _items(checkpoints, ref)                   # every checkpoint read and checked before any evaluation
     out = Path(out_dir); fp_ref = model_fingerprint(ref)
+    opts = EvalOptions(lp_protocol=lp_protocol, lp_backend=lp_backend, seed=seed, norm=norm, fd_examples=fd_examples, precision=precision)
     frames, man = [], {'base': base, 'pretrained': str(pretrained) if pretrained is not None else None, 'datasets': datasets,
                        'task': task, 'device': str(dev), 'precision': precision, 'lp_protocol': lp_protocol, 'lp_backend': lp_backend,
                        'seed': seed, 'norm': norm, 'fd_examples': fd_examples, 'base_fingerprint': fp_ref,
                        'versions': versions(), 'checkpoints': []}
-    for it in progress(items, total=len(items), desc=f"checkpoints evaluated, forgetting report on {len(datasets)} datasets"):
-        visual = copy.deepcopy(ref); visual.load_state_dict(it['state']); visual.eval()
-        fp = model_fingerprint(visual); t = task or it.get('task')
-        cache = None if fp == fp_ref else out/'embeddings'
-        df = evaluate_checkpoint(visual, datasets, ref=ref, model=clip_model, tokenizer=tok, task=t, root=data_root, device=dev,
-                                 lp_protocol=lp_protocol, lp_backend=lp_backend, seed=seed, norm=norm, fd_examples=fd_examples,
-                                 cache_dir=cache, precision=precision)
-        if cache is not None and not keep_embeddings: shutil.rmtree(cache/fp, ignore_errors=True)
-        frames.append(df.assign(task=t or '-', method=it['label'], seed=seed, stage=1, step=it['step'], fraction=it['fraction']))
-        man['checkpoints'].append({k: v for k, v in it.items() if k != 'state'} | {'fingerprint': fp})
+    todo = [dict(it, task=task or it.get('task')) for it in items]   # the task given, else each run's own
+    for (it, df, fp), orig in zip(evaluate_states(todo, clip_model, tok, datasets, opts, data_root, dev, out/'embeddings', keep_embeddings,
+                                                  desc=f"checkpoints evaluated, forgetting report on {len(datasets)} datasets"), items):
+        frames.append(df.assign(task=it['task'] or '-', method=it['label'], seed=seed, stage=1, step=it['step'], fraction=it['fraction']))
+        man['checkpoints'].append({k: v for k, v in orig.items() if k != 'state'} | {'fingerprint': fp})
     res = pd.concat(frames, ignore_index=True)[RESULT_COLUMNS]
     with atomic_path(out/'results.csv') as tmp: res.to_csv(tmp, index=False)
     write_json(out/'manifest.json', man)

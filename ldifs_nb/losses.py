@@ -13,15 +13,15 @@ from typing import Callable, Sequence
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from fastcore.script import call_parse
 
 from .core import check_name, seed_everything
+from .config import METHOD_ALIASES, INITS
 from .features import extract_features, normalize_features, tap_features
 
 # %% auto #0
 __all__ = ['METHODS', 'ldifs_distance', 'ldifs_penalty', 'reference_params', 'l2sp_penalty', 'ce_loss', 'clip_loss',
            'flyp_ce_loss', 'Method', 'method_names', 'get_method', 'classifier_loss', 'class_prompt_tokens',
-           'TwoTowers', 'contrastive_loss', 'method_loss', 'smoke', 'smoke_cli']
+           'TwoTowers', 'contrastive_loss', 'method_loss', 'smoke']
 
 # %% ../nbs/05_losses.ipynb #6f8772f7
 def ldifs_distance(feats: Sequence[torch.Tensor], feats_ref: Sequence[torch.Tensor], reduction: str = 'mean') -> torch.Tensor:
@@ -45,12 +45,13 @@ def reference_params(module: nn.Module) -> dict[str, torch.Tensor]:
     "Frozen copies of a module's parameters, by name (θ0 for L2SP and for ‖θ−θ0‖²)."
     return {n: p.detach().clone() for n, p in module.named_parameters()}
 
-def l2sp_penalty(encoder: nn.Module, reference: dict[str, torch.Tensor]) -> torch.Tensor:
-    "Σ‖θ−θ0‖² over the encoder's parameters."
+def l2sp_penalty(encoder: nn.Module, reference: dict[str, torch.Tensor], dtype: torch.dtype | None = None) -> torch.Tensor:
+    "Σ‖θ−θ0‖² over the encoder's parameters (computed in `dtype` if given; `ldifs_nb.evaluate.param_distance` is this in float64)."
     params = dict(encoder.named_parameters())
     if params.keys() != reference.keys():
         raise ValueError(f"Reference parameters do not match the encoder: {len(params.keys() ^ reference.keys())} names differ")
-    return sum((p - reference[n]).pow(2).sum() for n, p in params.items())
+    if dtype is None: return sum((p - reference[n].to(p.device)).pow(2).sum() for n, p in params.items())
+    return sum((p.to(dtype) - reference[n].to(p.device, dtype)).pow(2).sum() for n, p in params.items())
 
 # %% ../nbs/05_losses.ipynb #9d62a6a8
 def ce_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -78,24 +79,23 @@ class Method:
     init: str | None                  # 'zs' | 'lp' | None
     objective: str = 'ce'             # 'ce' | 'flyp' | 'flyp-ce'
     regulariser: str | None = None    # None | 'l2sp' | 'ldifs'
-    color: str = 'gray'
 
     @property
     def trains_text(self) -> bool: return self.objective != 'ce'
 
 METHODS: dict[str, Method] = {m.name: m for m in [
-    Method('zs-init-ce',    'ZS-init-CE',    'zs', color='#1f77b4'),
-    Method('lp-init-ce',    'LP-init-CE',    'lp', color='#ff7f0e'),
-    Method('zs-init-l2sp',  'ZS-init-L2SP',  'zs', regulariser='l2sp', color='#2ca02c'),
-    Method('lp-init-l2sp',  'LP-init-L2SP',  'lp', regulariser='l2sp', color='#98df8a'),
-    Method('flyp',          'FLYP',          None, objective='flyp', color='#9467bd'),
-    Method('flyp-ce',       'FLYP-CE',       None, objective='flyp-ce', color='#c5b0d5'),
-    Method('zs-init-ldifs', 'ZS-init-LDIFS', 'zs', regulariser='ldifs', color='#d62728'),
-    Method('lp-init-ldifs', 'LP-init-LDIFS', 'lp', regulariser='ldifs', color='#8c1515'),
+    Method('zs-init-ce',    'ZS-init-CE',    'zs'),
+    Method('lp-init-ce',    'LP-init-CE',    'lp'),
+    Method('zs-init-l2sp',  'ZS-init-L2SP',  'zs', regulariser='l2sp'),
+    Method('lp-init-l2sp',  'LP-init-L2SP',  'lp', regulariser='l2sp'),
+    Method('flyp',          'FLYP',          None, objective='flyp'),
+    Method('flyp-ce',       'FLYP-CE',       None, objective='flyp-ce'),
+    Method('zs-init-ldifs', 'ZS-init-LDIFS', 'zs', regulariser='ldifs'),
+    Method('lp-init-ldifs', 'LP-init-LDIFS', 'lp', regulariser='ldifs'),
 ]}
 
 # %% ../nbs/05_losses.ipynb #df554655
-_SHORT = ('ce', 'l2sp', 'ldifs')
+_SHORT = METHOD_ALIASES   # config's names: 'ce', 'l2sp', 'ldifs'
 
 def method_names() -> list[str]:
     "Every accepted method name: the eight full names and the short aliases."
@@ -104,7 +104,7 @@ def method_names() -> list[str]:
 def get_method(name: str, init: str | None = None) -> Method:
     "Look up a method by full name or alias (`ce`/`l2sp`/`ldifs` + `init` in {'lp','zs'}, default 'lp')."
     check_name(name, method_names(), 'method')
-    if init is not None: check_name(init, ('lp', 'zs'), 'init')
+    if init is not None: check_name(init, INITS, 'init')
     if name in _SHORT: return METHODS[f"{init or 'lp'}-init-{name}"]
     m = METHODS[name]
     if init is not None and m.init != init:
@@ -191,12 +191,3 @@ def smoke(model: str = 'ViT-B-32', batch_size: int = 8, steps: int = 2, seed: in
     res['ldifs/ce time ratio'] = res['zs-init-ldifs']['step_s'] / res['zs-init-ce']['step_s']
     return res
 
-@call_parse
-def smoke_cli(model: str = 'ViT-B-32',  # open_clip model name (random init, built offline)
-              batch_size: int = 8,      # images per step
-              steps: int = 2,           # timed steps per method
-              seed: int = 0):           # random seed
-    "Smoke-test the installation: CE vs LDIFS steps on a random-init model, offline."
-    r = smoke(model, batch_size, steps, seed)
-    for k in ('zs-init-ce', 'zs-init-ldifs'): print(f"{k:14s} loss {r[k]['loss']:.4f}  step {r[k]['step_s']:.3f} s")
-    print(f"LDIFS / CE step time: {r['ldifs/ce time ratio']:.2f}x  (model {model}, batch {batch_size})")

@@ -22,7 +22,8 @@ from .world import MICRO_TASKS
 from .features import tap_names
 from .regulariser import LDIFS
 from .models import image_size_of
-from .train import finetune, evaluate_run
+from .train import finetune
+from .experiment import evaluate_run
 from .forgetting import hf_to_open_clip, check_hf_vision, read_hf_clip
 
 # %% auto #0

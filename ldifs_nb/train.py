@@ -6,45 +6,41 @@ Docs: https://ldifs-nb.github.io/ldifs_nb/train.html.md"""
 
 # %% ../nbs/09_train.ipynb #a608c8ae
 from __future__ import annotations
-import contextlib, copy, dataclasses, hashlib, json, math, os, shutil, subprocess, time, warnings
-from dataclasses import dataclass, field, asdict
+import contextlib, copy, dataclasses, importlib, json, math, os, shutil, time, warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
-import pandas as pd
 import torch
 import torch.nn as nn
 import torch.distributed as dist
 import open_clip
-from safetensors.torch import save_file, load_file
 
-import ldifs_nb
-from .core import (check_name, resolve_device, seed_everything, write_json, read_json,
-                           atomic_path, file_sha256, progress, is_quiet, as_list, RESULT_COLUMNS)
-from .core import MissingDataError, CorruptFileError, rank_part, folder_lock, progress_for, check_writable_dir, fault_point, save_csv, load_csv
-from .data import (get_dataset, load_split, images_to_tensor, open_source, default_root, cache_key, DATASETS,
-                           RAW_SPLITS, STORE_LAYOUT, eval_batch, train_batch)
+from .core import check_name, resolve_device, seed_everything, write_json, read_json, as_list, progress, progress_for
+from .core import MissingDataError, CorruptFileError, check_writable_dir, fault_point, rank_part
+from .data import get_dataset, load_split, open_source, default_root, cache_key, DATASETS, STORE_LAYOUT, eval_batch, train_batch
 from .models import load_clip, zeroshot_head, ImageClassifier, image_size_of, norm_stats, needs_quick_gelu, activation_of, MICRO_CLIP
-from .losses import get_method, method_loss, reference_params, class_prompt_tokens, Method, METHODS, TwoTowers
-from .evaluate import embed, lp_head, evaluate_checkpoint
+from .losses import get_method, method_loss, reference_params, class_prompt_tokens, Method, TwoTowers
+from .evaluate import embed, lp_head, logit_scale_of
+from .ranks import DistInfo, init_distributed, shard, gather_batch, main_first, rank0_lock
+from .runs import (run_dir, sequence_dir, config_dict, versions, write_manifest, check_run_folder, save_state, load_state,
+                           opt_tensors, load_opt, final_state, log_step, clear_stale)
+
 
 # %% auto #0
-__all__ = ['ADDED_FIELDS', 'ANCHORS', 'resolve_config', 'cosine_lr', 'steps_per_epoch', 'batch_indices', 'total_steps',
-           'Prepared', 'trainable_parameters', 'build_model', 'run_dir', 'config_dict', 'versions', 'write_manifest',
-           'read_manifest', 'upgrade_config', 'check_run_folder', 'save_state', 'load_state', 'check_datasets',
-           'DistInfo', 'dist_info', 'init_distributed', 'shard', 'gather_rows', 'forward_module', 'wrap_ddp',
-           'micro_batches', 'set_grad_checkpointing', 'check_places', 'check_pretrained', 'finetune',
-           'checkpoint_states', 'split_state', 'final_state', 'sequence_dir', 'finetune_sequence', 'evaluate_run',
-           'evaluate_sequence', 'run_experiment', 'run_sequence', 'FinetuneConfig', 'PAPER_DEFAULTS', 'MICRO_DEFAULTS']
+__all__ = ['ANCHORS', 'resolve_config', 'cosine_lr', 'steps_per_epoch', 'batch_indices', 'total_steps', 'Prepared',
+           'trainable_parameters', 'build_model', 'check_datasets', 'forward_module', 'wrap_ddp', 'micro_batches',
+           'set_grad_checkpointing', 'check_places', 'check_pretrained', 'prechecks', 'Checkpointer', 'train_step',
+           'train_loop', 'finetune', 'finetune_sequence', 'FinetuneConfig', 'PAPER_DEFAULTS', 'MICRO_DEFAULTS']
 
 # %% ../nbs/09_train.ipynb #c0f1a2b4
-from .config import FinetuneConfig, PAPER_DEFAULTS, PAPER_MODEL, MICRO_DEFAULTS, VALUE_FIELDS, PRECISIONS, check_values  # the config's torch-free home (see config)
+from .config import (FinetuneConfig, PAPER_DEFAULTS, PAPER_MODEL, MICRO_DEFAULTS, VALUE_FIELDS, PRECISIONS, NORMS,  # noqa: F401
+                             LP_PROTOCOLS, LP_BACKENDS, ANCHOR_NAMES, check_values)   # the config's torch-free home (see config)
 _all_ = ['FinetuneConfig', 'PAPER_DEFAULTS', 'MICRO_DEFAULTS']
 
-# %% ../nbs/09_train.ipynb #d59ab9d3
-_NOT_RESULTS = ('out_dir', 'data_root', 'device', 'resume_every', 'resume_minutes')  # fields that do not change a run's numbers
 
+# %% ../nbs/09_train.ipynb #d59ab9d3
 def _same_kind(name: str) -> list[str]:
     "The default evaluation set of a run on `name`: its suite (micro, or the paper's nine); a run on an 'extra' dataset adds it to the nine."
     kind = DATASETS[name].kind
@@ -73,9 +69,9 @@ def resolve_config(cfg: FinetuneConfig | None = None, **overrides) -> FinetuneCo
     evals = tuple(as_list(cfg.eval_datasets)) if cfg.eval_datasets is not None else tuple(_same_kind(cfg.dataset))
     if not evals: raise ValueError("eval_datasets is empty: give at least one dataset, or None for the whole suite")
     for e in evals: get_dataset(e)
-    check_name(cfg.norm, ('channel', 'flat'), 'norm')
-    check_name(cfg.lp_backend, ('torch', 'sklearn'), 'lp_backend')
-    check_name(cfg.lp_protocol, ('adamw', 'l2'), 'lp_protocol')
+    check_name(cfg.norm, NORMS, 'norm')
+    check_name(cfg.lp_backend, LP_BACKENDS, 'lp_backend')
+    check_name(cfg.lp_protocol, LP_PROTOCOLS, 'lp_protocol')
     if cfg.lp_protocol == 'adamw' and cfg.lp_backend != 'torch':
         raise ValueError(f"lp_backend={cfg.lp_backend!r} applies to lp_protocol='l2' only; the 'adamw' probe runs with lp_backend='torch'")
     dev = resolve_device(cfg.device)
@@ -139,7 +135,7 @@ def build_model(cfg: FinetuneConfig, start: dict | None = None, anchor: dict | N
     m, spec, dev = get_method(cfg.method), get_dataset(cfg.dataset), torch.device(cfg.device)
     clip_model, _, tok = load_clip(cfg.model, cfg.pretrained, device=dev, quick_gelu=cfg.quick_gelu)
     size, (mean, std) = image_size_of(clip_model.visual), norm_stats(clip_model.visual)
-    scale = float(clip_model.logit_scale.detach().exp())
+    scale = logit_scale_of(clip_model)
     if m.objective == 'ce':
         visual = copy.deepcopy(clip_model.visual)
         if start is not None: visual.load_state_dict(start['visual'])
@@ -173,91 +169,9 @@ def build_model(cfg: FinetuneConfig, start: dict | None = None, anchor: dict | N
     return Prepared(m, model, encoder, kw, mean, std, size, activation_of(clip_model))
 
 # %% ../nbs/09_train.ipynb #e0fa2bd2
-def run_dir(cfg: FinetuneConfig) -> Path:
-    "`<out_dir>/<dataset>/<method>/<seed>`"
-    return Path(cfg.out_dir)/cfg.dataset/cfg.method/str(cfg.seed)
+from .runs import (ADDED_FIELDS, read_manifest, upgrade_config, checkpoint_states, split_state,  # noqa: F401 (re-exported)
+                           run_config as _resolved)
 
-def config_dict(cfg: FinetuneConfig) -> dict:
-    "The config as plain JSON-able data, without the fields that do not change results."
-    d = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()}
-    return {k: v for k, v in d.items() if k not in _NOT_RESULTS}
-
-def _git_commit() -> str | None:
-    try:
-        return subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=Path(ldifs_nb.__file__).parent, capture_output=True,
-                              text=True, timeout=10).stdout.strip() or None
-    except Exception: return None
-
-def versions() -> dict:
-    "Versions of the package, torch and open_clip, and the package's git commit."
-    return {'ldifs_nb': ldifs_nb.__version__, 'torch': torch.__version__, 'open_clip': open_clip.__version__,
-            'git_commit': _git_commit()}
-
-def _manifest_hash(man: dict) -> str:
-    return hashlib.sha256(json.dumps({k: v for k, v in man.items() if k != 'check'}, sort_keys=True, default=str).encode()).hexdigest()
-
-def write_manifest(rd: Path, man: dict) -> None:
-    "Write a run's manifest atomically, with a SHA-256 of its own content (`check`)."
-    write_json(Path(rd)/'manifest.json', {**{k: v for k, v in man.items() if k != 'check'}, 'check': _manifest_hash(man)})
-
-def read_manifest(rd: str | Path) -> dict:
-    "A run folder's manifest; a damaged one raises `CorruptFileError` naming the file and what to do."
-    f = Path(rd)/'manifest.json'
-    fix = f"delete the run folder {Path(rd)} and run the same command again (it trains the run anew)"
-    try: man = read_json(f)
-    except FileNotFoundError: raise CorruptFileError(f"{f} is missing: {Path(rd)} is not a run folder, or {fix}") from None
-    except (ValueError, UnicodeDecodeError) as e: raise CorruptFileError(f"The manifest {f} is damaged (not valid JSON: {e}); {fix}") from None
-    if not isinstance(man, dict) or not {'config', 'status', 'checkpoints'} <= set(man) or man.get('check', _manifest_hash(man)) != _manifest_hash(man):
-        raise CorruptFileError(f"The manifest {f} is damaged (its content does not match its check); {fix}")
-    return {k: v for k, v in man.items() if k != 'check'}
-
-ADDED_FIELDS = {'precision': 'fp32', 'accum_steps': 1, 'grad_checkpointing': False}   # config fields newer than some run folders
-
-def upgrade_config(d: dict) -> dict:
-    "A recorded config in today's fields: `bf16` (before `precision`) renamed, the fields added since filled with the values runs had then."
-    d = dict(d)
-    if 'bf16' in d: d['precision'] = 'bf16' if d.pop('bf16') else 'fp32'
-    return {**ADDED_FIELDS, **d}
-
-def check_run_folder(rd: Path, cfg: FinetuneConfig) -> dict | None:
-    "The existing manifest of `rd` if it was written by the same config; raise if by a different one."
-    if not (rd/'manifest.json').exists(): return None
-    man = read_manifest(rd)
-    old, new = upgrade_config(man['config']), json.loads(json.dumps(config_dict(cfg)))
-    if old != new:
-        diff = {k: (old.get(k), new.get(k)) for k in sorted(old.keys() | new.keys()) if old.get(k) != new.get(k)}
-        raise ValueError(f"Run folder {rd} was written by a different config ({diff} as (existing, asked)); "
-                         "use another out_dir or seed, or delete the folder.")
-    return man
-
-# %% ../nbs/09_train.ipynb #29c0cdf5
-def save_state(path: Path, tensors: dict[str, torch.Tensor]) -> str:
-    "Save a state dict as safetensors, atomically; return its SHA-256."
-    with atomic_path(path) as tmp: save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp))
-    return file_sha256(path)
-
-def load_state(path: Path, sha256: str | None = None) -> dict[str, torch.Tensor]:
-    "Load a safetensors state dict, checking its hash when given; a corrupt file raises one clear error."
-    path = Path(path)
-    fix = "delete the run folder that holds it and run the same command again (it trains the run anew)"
-    if not path.exists(): raise CorruptFileError(f"Checkpoint {path} is missing; {fix}")
-    if sha256 is not None and file_sha256(path) != sha256:
-        raise CorruptFileError(f"Checkpoint {path} does not match the hash in its manifest: the file is damaged or was changed; {fix}")
-    try: return load_file(str(path))
-    except Exception as e: raise CorruptFileError(f"Cannot read checkpoint {path}: not a valid safetensors file ({e}); {fix}") from None
-
-def _opt_tensors(opt: torch.optim.Optimizer) -> tuple[dict, dict]:
-    sd = opt.state_dict(); t = {}
-    for i, st in sd['state'].items():
-        for k, v in st.items(): t[f'opt.{i}.{k}'] = v if torch.is_tensor(v) else torch.tensor(v)
-    return t, {'param_groups': sd['param_groups']}
-
-def _load_opt(opt: torch.optim.Optimizer, t: dict, meta: dict) -> None:
-    state: dict = {}
-    for k, v in t.items():
-        if k.startswith('opt.'):
-            _, i, name = k.split('.', 2); state.setdefault(int(i), {})[name] = v
-    opt.load_state_dict({'state': state, 'param_groups': meta['param_groups']})
 
 # %% ../nbs/09_train.ipynb #eb7715fe
 def _prepared(name: str, root=None) -> bool:
@@ -276,45 +190,11 @@ def check_datasets(names: Sequence[str], root=None) -> None:
         raise MissingDataError(f"{len(missing)} of the {len(dict.fromkeys(names))} datasets this run needs "
                                f"{'is' if len(missing) == 1 else 'are'} not available; nothing was trained.\n\n" + '\n\n'.join(missing))
 
+# %% ../nbs/09_train.ipynb #ddfcdf97
+from .ranks import dist_info, gather_batch as gather_rows  # noqa: F401 (re-exported: their home is ldifs_nb.ranks)
+
+
 # %% ../nbs/09_train.ipynb #a3c5d002
-@dataclass(frozen=True)
-class DistInfo:
-    "Where this process sits in a `torchrun` job (one process: rank 0 of 1)."
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-
-    @property
-    def main(self) -> bool: return self.rank == 0
-
-def dist_info() -> DistInfo:
-    "This process's rank, world size and local rank, from the environment `torchrun` sets (RANK, WORLD_SIZE, LOCAL_RANK)."
-    e = os.environ
-    return DistInfo(int(e.get('RANK', 0)), int(e.get('WORLD_SIZE', 1)), int(e.get('LOCAL_RANK', 0)))
-
-def init_distributed(device: str) -> tuple[DistInfo, str]:
-    "Join torchrun's process group (nccl on GPU, gloo on CPU) if there is one; return (info, this rank's device)."
-    d = dist_info()
-    if d.world == 1: return d, device
-    dev = torch.device(device)
-    if dev.type == 'cuda': device = f'cuda:{d.local_rank}'; torch.cuda.set_device(device)  # one GPU per rank
-    if not dist.is_initialized():
-        dist.init_process_group('nccl' if dev.type == 'cuda' else 'gloo')
-    return d, device
-
-def shard(n: int, d: DistInfo) -> slice:
-    "Rank `d.rank`'s part of a global batch of `n` examples: contiguous, sizes differing by at most 1 (possibly empty)."
-    return rank_part(n, d.rank, d.world)
-
-def gather_rows(x: torch.Tensor, n: int, d: DistInfo) -> torch.Tensor:
-    "Every rank's rows (`shard`) of an `n`-row batch, in batch order, on every rank; gradients flow back to each rank's own rows."
-    if d.world == 1: return x
-    sizes = [len(range(n)[rank_part(n, r, d.world)]) for r in range(d.world)]
-    own = x[:sizes[d.rank]]                                     # (a rank with an empty shard holds one stand-in row: dropped)
-    pad = torch.cat([own, own.new_zeros((max(sizes) - len(own), *x.shape[1:]))])   # all_gather needs one size on every rank
-    parts = torch.distributed.nn.functional.all_gather(pad)
-    return torch.cat([p[:k] for p, k in zip(parts, sizes)])
-
 def forward_module(p: Prepared) -> nn.Module:
     "The module a training step's forward runs through: the classifier (CE methods), or both towers of the CLIP model (FLYP methods)."
     return p.model if p.method.objective == 'ce' else TwoTowers(p.model)
@@ -339,10 +219,7 @@ def set_grad_checkpointing(p: Prepared, on: bool = True) -> None:
         raise ValueError(f"grad_checkpointing=True needs an open_clip tower with set_grad_checkpointing; {type(m).__name__} has none")
     m.set_grad_checkpointing(on)
 
-# %% ../nbs/09_train.ipynb #f279d6a0
-def _state(p: Prepared) -> dict[str, torch.Tensor]:
-    return p.model.state_dict()
-
+# %% ../nbs/09_train.ipynb #9dc1ba04
 def _ckpt_steps(cfg: FinetuneConfig, total: int) -> list[int]:
     return sorted({int(round(f * total)) for f in cfg.ckpt_fractions})
 
@@ -360,7 +237,7 @@ def check_pretrained(cfg: FinetuneConfig) -> None:
         raise ValueError(f"pretrained={cfg.pretrained!r} cannot be loaded as weights of model {cfg.model!r} ({type(e).__name__}: {why}). "
                          "Give a safetensors state dict saved from this architecture, or a known tag.") from None
 
-def _prechecks(cfg: FinetuneConfig, rd: Path) -> dict | None:
+def prechecks(cfg: FinetuneConfig, rd: Path) -> dict | None:
     "Everything checked before a run folder is touched; the existing manifest (if any)."
     check_places(cfg)
     man = check_run_folder(rd, cfg)
@@ -368,6 +245,122 @@ def _prechecks(cfg: FinetuneConfig, rd: Path) -> dict | None:
     if not (man and man['status'] == 'finished'): check_datasets([cfg.dataset, *cfg.eval_datasets], cfg.data_root)
     return man
 
+
+# %% ../nbs/09_train.ipynb #b1abdd74
+class Checkpointer:
+    "The run folder while training writes it (rank 0 writes; other ranks only keep time): log, checkpoints, resume states, manifest."
+    def __init__(self, rd: Path, man: dict, cfg: FinetuneConfig, total: int, model: nn.Module, opt, sched,
+                 main: bool = True, resumed_at: int | None = None):
+        self.rd, self.man, self.cfg, self.total, self.main, self.resumed_at = rd, man, cfg, total, main, resumed_at
+        self.model, self.opt, self.sched = model, opt, sched
+        self.ckpts = _ckpt_steps(cfg, total)
+        # only rank 0 writes files; line-buffered, so a killed run's log holds every step up to its resume state
+        self.log = open(rd/'log.jsonl', 'a', buffering=1) if main else open(os.devnull, 'w')
+        self.saved_at = time.monotonic()
+
+    def __enter__(self): return self
+    def __exit__(self, *exc): self.log.close()
+
+    def save_resume(self, step: int) -> None:
+        "The state training continues from at `step`; the manifest names it once it is on disk."
+        if self.main:
+            self.log.flush()   # the log holds every step up to the resume state the manifest is about to name
+            ot, meta = opt_tensors(self.opt)
+            rt = {f'model.{k}': v for k, v in self.model.state_dict().items()} | ot | {'rng.torch': torch.get_rng_state()}
+            if (self.rd/'resume.safetensors').exists():   # the last resume state stays on disk until the manifest names the new one
+                os.replace(self.rd/'resume.safetensors', self.rd/'resume.prev.safetensors')
+            rsha = save_state(self.rd/'resume.safetensors', rt)
+            self.man['resume_prev'], self.man['resume'] = self.man.get('resume'), {
+                'step': step, 'sha256': rsha, 'scheduler': self.sched.state_dict(), **meta}
+            write_manifest(self.rd, self.man)
+            fault_point('checkpoint')
+        self.saved_at = time.monotonic()
+
+    def checkpoint(self, step: int) -> None:
+        "The weights after `step` updates, as `ckpt/step_<step>.safetensors` (with its hash in the manifest), and a resume state."
+        if self.main:
+            f = f'ckpt/step_{step:06d}.safetensors'
+            self.man['checkpoints'] = [c for c in self.man['checkpoints'] if c['step'] != step] + [
+                {'step': step, 'fraction': step / self.total, 'file': f, 'sha256': save_state(self.rd/f, self.model.state_dict())}]
+        self.save_resume(step)
+
+    def before_step(self, step: int) -> None:
+        "At the start of `step`: its checkpoint if one is due, else a resume state if `resume_every` steps or `resume_minutes` have passed."
+        if step == self.resumed_at: return   # resumed from this very state
+        c = self.cfg
+        if step in self.ckpts: self.checkpoint(step)
+        elif (c.resume_every and step % c.resume_every == 0) or (c.resume_minutes and time.monotonic() - self.saved_at >= 60 * c.resume_minutes):
+            self.save_resume(step)
+
+    def write(self, logs: dict) -> None: self.log.write(json.dumps(logs) + '\n')
+
+    @property
+    def last_checkpoint(self) -> str: return self.man['checkpoints'][-1]['file'] if self.man['checkpoints'] else 'none'
+
+    def finish(self) -> None:
+        "Mark the run finished; its resume states are not needed any more."
+        if not self.main: return
+        self.man['status'], self.man['resume'], self.man['resume_prev'] = 'finished', None, None; write_manifest(self.rd, self.man)
+        (self.rd/'resume.safetensors').unlink(missing_ok=True); (self.rd/'resume.prev.safetensors').unlink(missing_ok=True)
+
+
+# %% ../nbs/09_train.ipynb #a1509029
+def train_step(cfg: FinetuneConfig, p: Prepared, train, s: int, net: nn.Module | None, d: DistInfo) -> tuple[float, float, float, int]:
+    "Gradients of step `s`'s global batch (this rank's part, in `accum_steps` pieces); (loss, ce, reg, batch size) of the whole batch."
+    dev, flyp = torch.device(cfg.device), p.method.objective == 'flyp'
+    idx = np.sort(batch_indices(len(train), cfg.batch_size, s, cfg.seed))
+    n = len(idx)
+    vals = torch.zeros(3, device=dev)
+    pieces = micro_batches(shard(n, d), cfg.accum_steps)
+    for j, rows in enumerate(pieces):
+        last, k = j == len(pieces) - 1, rows.stop - rows.start
+        if not k and not (last and net is not None): continue   # nothing to add (the last piece under DDP must run: it reduces)
+        run = rows if k else slice(0, 1)                        # an empty piece runs one stand-in example with weight 0
+        x = (train_batch(train, idx, p.image_size, p.mean, p.std, dev, cfg.seed, s, rows=run) if cfg.augment
+             else eval_batch(train, idx[run], p.image_size, p.mean, p.std, dev))
+        y = torch.as_tensor(train.labels[idx[run]], dtype=torch.long, device=dev)
+        kw = dict(p.loss_kw, net=net)
+        if p.method.objective != 'ce': kw['generator'] = torch.Generator().manual_seed(cfg.seed * 1_000_003 + s)
+        if flyp: kw.update(rows=run, n_batch=n, gather=(lambda z: gather_batch(z, n, d)) if d.world > 1 else None)
+        share = k / n   # this piece's share of the global-batch mean (FLYP: every rank's loss is that of the whole batch)
+        with (net.no_sync() if net is not None and not last else contextlib.nullcontext()):   # only the last backward communicates
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.precision == 'bf16'):
+                out = method_loss(p.method, p.model, x, y, **kw)
+            (out['loss'] * (1.0 if flyp else share * d.world)).backward()   # DDP averages over ranks: × N makes it the sum of the shares
+        vals += torch.stack([out[key].detach().float() for key in ('loss', 'ce', 'reg')]) * (1 / d.world if flyp else share)
+    if d.world > 1: dist.all_reduce(vals)   # the logged loss: the global batch's
+    loss, ce, reg = (float(v) for v in vals)
+    return loss, ce, reg, n
+
+
+# %% ../nbs/09_train.ipynb #5e2ba1f9
+def train_loop(cfg: FinetuneConfig, p: Prepared, train, opt, sched, ck: Checkpointer, net, d: DistInfo, start: int,
+               total: int, callbacks: Sequence[Callable] = ()) -> None:
+    "Steps `start` … `total` − 1 of a run, then its last checkpoint."
+    params = trainable_parameters(p)
+    bar = progress(range(start, total), total=total - start, quiet=None if d.main else True,
+                   desc=f"steps, fine-tuning {cfg.method} on {cfg.dataset}" + (f" (resumed at step {start} of {total})" if start else ''))
+    t0, seen = time.perf_counter(), 0
+    for s in bar:
+        ck.before_step(s)
+        opt.zero_grad(set_to_none=True)
+        loss, ce, reg, n = train_step(cfg, p, train, s, net, d)
+        if not math.isfinite(loss):
+            raise FloatingPointError(f"Non-finite loss ({loss}) at step {s} of {ck.rd}; training stopped. "
+                                     f"Last good checkpoint: {ck.last_checkpoint}. Try a lower lr or λ.")
+        torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+        opt.step(); sched.step()
+        seen += n
+        logs = {'step': s + 1, 'loss': loss, 'ce': ce, 'reg': reg,
+                'lr': sched.get_last_lr()[0], 'img_per_s': seen / (time.perf_counter() - t0)}
+        ck.write(logs)
+        if hasattr(bar, 'comment'): bar.comment = f"loss {logs['loss']:.3f} | {logs['img_per_s']:.0f} img/s"
+        for cb in callbacks: cb(s + 1, logs)
+        fault_point('step')
+    ck.checkpoint(total)
+
+
+# %% ../nbs/09_train.ipynb #707513b6
 def _resume_state(rd: Path, man: dict) -> tuple[dict, dict] | None:
     "(tensors, manifest entry) of the newest resume state whose file is intact: the last checkpoint's, else the one before."
     for key in ('resume', 'resume_prev'):
@@ -380,17 +373,30 @@ def _resume_state(rd: Path, man: dict) -> tuple[dict, dict] | None:
     if man.get('resume'): warnings.warn(f"No intact resume state in {rd}; training it anew")
     return None
 
-@contextlib.contextmanager
-def _main_first(d: DistInfo):
-    "Rank 0 runs the block first (filling data and embedding caches), then the other ranks (reading them)."
-    if d.world > 1 and not d.main: dist.barrier()
-    yield
-    if d.world > 1 and d.main: dist.barrier()
+def _resume(rd: Path, man: dict, rs: tuple, p: Prepared, opt, sched, d: DistInfo) -> int:
+    "Load a resume state into the model, optimiser, schedule and RNG; cut the log back to its step. Returns that step."
+    t, man['resume'] = rs
+    p.model.load_state_dict({k[6:]: v for k, v in t.items() if k.startswith('model.')})
+    load_opt(opt, t, man['resume']); sched.load_state_dict(man['resume']['scheduler'])
+    torch.set_rng_state(t['rng.torch']); step = man['resume']['step']
+    if d.main:
+        lines = (rd/'log.jsonl').read_text().splitlines() if (rd/'log.jsonl').exists() else []
+        (rd/'log.jsonl').write_text(''.join(l + '\n' for l in lines if log_step(l) <= step))   # a line torn by a kill is dropped
+    return step
 
-def _lock(folder: str | Path):
-    "The folder's lock on rank 0, the one process that writes; nothing on the other ranks of a torchrun job."
-    return folder_lock(folder) if dist_info().main else contextlib.nullcontext(Path(folder))
+def _new_run(rd: Path, cfg: FinetuneConfig, p: Prepared, total: int, d: DistInfo) -> dict:
+    "The manifest of a run starting now (written by rank 0 into an emptied folder)."
+    man = {'config': config_dict(cfg), 'data_root': cfg.data_root, 'versions': versions(), 'activation': p.activation,
+           'status': 'running', 'total_steps': total, 'world_size': d.world,
+           'checkpoint_steps': _ckpt_steps(cfg, total), 'checkpoints': [], 'resume': None, 'created': time.strftime('%Y-%m-%dT%H:%M:%S')}
+    if d.main:
+        for f in (rd.iterdir() if rd.exists() else ()):  # a folder without a usable manifest holds nothing we can trust
+            if f.name != '.lock': shutil.rmtree(f) if f.is_dir() else f.unlink()          # (the lock we hold stays)
+        rd.mkdir(parents=True, exist_ok=True); write_manifest(rd, man)
+    return man
 
+
+# %% ../nbs/09_train.ipynb #84c8ac3d
 def finetune(cfg: FinetuneConfig | None = None, callbacks: Sequence[Callable] = (), start: dict | None = None,
              anchor: dict | None = None, folder: str | Path | None = None, **overrides) -> Path:
     "Fine-tune as `cfg` says (resuming or skipping a finished run; data-parallel under torchrun), holding the run folder's lock; return the run folder."
@@ -398,164 +404,39 @@ def finetune(cfg: FinetuneConfig | None = None, callbacks: Sequence[Callable] = 
     d, device = init_distributed(cfg.device)
     cfg = dataclasses.replace(cfg, device=device)
     rd = Path(folder) if folder is not None else run_dir(cfg)
-    with _main_first(d): man = _prechecks(cfg, rd)   # rank 0 first: it may download data
+    with main_first(d): man = prechecks(cfg, rd)   # rank 0 first: it may download data
     if d.world > 1: dist.barrier()  # every rank has read the manifest before rank 0 writes one
     if man and man['status'] == 'finished': return rd
-    with _lock(rd): return _finetune(cfg, callbacks, start, anchor, rd, d)
-
-def _log_step(line: str) -> float:
-    "The step of one log.jsonl line; infinity for a line torn by a kill (so that it is dropped on resume)."
-    try: return json.loads(line)['step']
-    except (ValueError, KeyError, TypeError): return math.inf
-
-def _clear_stale(rd: Path) -> None:
-    "Remove the temporary files a killed writer left in run folder `rd` (call only while holding its lock)."
-    for t in [*rd.glob('.*.tmp'), *rd.glob('*/.*.tmp')]: t.unlink(missing_ok=True)
+    with rank0_lock(rd): return _finetune(cfg, callbacks, start, anchor, rd, d)
 
 def _finetune(cfg: FinetuneConfig, callbacks, start, anchor, rd: Path, d: DistInfo) -> Path:
     man = check_run_folder(rd, cfg)   # again, under the lock: another process may have changed it meanwhile
     if man and man['status'] == 'finished': return rd
-    if d.main: _clear_stale(rd)
+    if d.main: clear_stale(rd)
     seed_everything(cfg.seed)
     rs = _resume_state(rd, man) if man else None
-    resuming = rs is not None
-    with _main_first(d):
-        p = build_model(cfg, start, anchor, fit_head=not resuming)
+    with main_first(d):
+        p = build_model(cfg, start, anchor, fit_head=rs is None)
         train = load_split(cfg.dataset, 'train90', cfg.data_root, p.image_size)
     if d.world > 1:
-        for v in _state(p).values(): dist.broadcast(v, 0)  # every rank starts from rank 0's weights and head
-    total = total_steps(cfg, len(train)); ckpts = _ckpt_steps(cfg, total)
-    params = trainable_parameters(p)
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        for v in p.model.state_dict().values(): dist.broadcast(v, 0)  # every rank starts from rank 0's weights and head
+    total = total_steps(cfg, len(train))
+    opt = torch.optim.AdamW(trainable_parameters(p), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: cosine_lr(s, 1.0, cfg.warmup, total))
-    step = 0
-    if resuming:
-        t, man['resume'] = rs
-        p.model.load_state_dict({k[6:]: v for k, v in t.items() if k.startswith('model.')})
-        _load_opt(opt, t, man['resume']); sched.load_state_dict(man['resume']['scheduler'])
-        torch.set_rng_state(t['rng.torch']); step = man['resume']['step']
-        if d.main:
-            lines = (rd/'log.jsonl').read_text().splitlines() if (rd/'log.jsonl').exists() else []
-            (rd/'log.jsonl').write_text(''.join(l + '\n' for l in lines if _log_step(l) <= step))   # a line torn by a kill is dropped
-    else:
-        man = {'config': config_dict(cfg), 'data_root': cfg.data_root, 'versions': versions(), 'activation': p.activation,
-               'status': 'running', 'total_steps': total, 'world_size': d.world,
-               'checkpoint_steps': ckpts, 'checkpoints': [], 'resume': None, 'created': time.strftime('%Y-%m-%dT%H:%M:%S')}
-        if d.main:
-            for f in (rd.iterdir() if rd.exists() else ()):  # a folder without a usable manifest holds nothing we can trust
-                if f.name != '.lock': shutil.rmtree(f) if f.is_dir() else f.unlink()          # (the lock we hold stays)
-            rd.mkdir(parents=True, exist_ok=True); write_manifest(rd, man)
+    step = _resume(rd, man, rs, p, opt, sched, d) if rs else 0
+    if not rs: man = _new_run(rd, cfg, p, total, d)
     if d.world > 1: dist.barrier()
-    dev = torch.device(cfg.device)
     if cfg.grad_checkpointing: set_grad_checkpointing(p)
     net = wrap_ddp(p, d, cfg.device)   # under torchrun: the forward runs through DDP, which reduces the gradients during the backward
-    flyp = p.method.objective == 'flyp'
-    # only rank 0 writes files; line-buffered, so a killed run's log holds every step up to its resume state
-    log = open(rd/'log.jsonl', 'a', buffering=1) if d.main else open(os.devnull, 'w')
-
-    def save_resume(s: int):  # the state training continues from: weights, AdamW moments, schedule, RNG
-        nonlocal saved_at
-        if d.main:
-            log.flush()   # the log holds every step up to the resume state the manifest is about to name
-            ot, meta = _opt_tensors(opt)
-            rt = {f'model.{k}': v for k, v in _state(p).items()} | ot | {'rng.torch': torch.get_rng_state()}
-            if (rd/'resume.safetensors').exists():   # the last resume state stays on disk until the manifest names the new one
-                os.replace(rd/'resume.safetensors', rd/'resume.prev.safetensors')
-            rsha = save_state(rd/'resume.safetensors', rt)
-            man['resume_prev'], man['resume'] = man.get('resume'), {'step': s, 'sha256': rsha, 'scheduler': sched.state_dict(), **meta}
-            write_manifest(rd, man)
-            fault_point('checkpoint')
-        saved_at = time.monotonic()
-
-    def checkpoint(s: int):
-        if d.main:
-            f = f'ckpt/step_{s:06d}.safetensors'
-            man['checkpoints'] = [c for c in man['checkpoints'] if c['step'] != s] + [
-                {'step': s, 'fraction': s / total, 'file': f, 'sha256': save_state(rd/f, _state(p))}]
-        save_resume(s)
-
-    def due(s: int) -> bool:  # a resume state between checkpoints: every `resume_every` steps or `resume_minutes`
-        if resuming and s == step: return False
-        return bool((cfg.resume_every and s % cfg.resume_every == 0) or
-                    (cfg.resume_minutes and time.monotonic() - saved_at >= 60 * cfg.resume_minutes))
-
-    bar = progress(range(step, total), total=total - step, quiet=None if d.main else True,
-                   desc=f"steps, fine-tuning {cfg.method} on {cfg.dataset}" + (f" (resumed at step {step} of {total})" if step else ''))
-    t0, seen, saved_at = time.perf_counter(), 0, time.monotonic()
-    try:
-        for s in bar:
-            if s in ckpts and not (resuming and s == step): checkpoint(s)
-            elif due(s): save_resume(s)
-            # the global batch is drawn exactly as one process draws it; each rank reads and crops only its rows
-            idx = np.sort(batch_indices(len(train), cfg.batch_size, s, cfg.seed))
-            n = len(idx)
-            opt.zero_grad(set_to_none=True)
-            vals = torch.zeros(3, device=dev)
-            pieces = micro_batches(shard(n, d), cfg.accum_steps)
-            for j, rows in enumerate(pieces):
-                last, k = j == len(pieces) - 1, rows.stop - rows.start
-                if not k and not (last and net is not None): continue   # nothing to add (the last piece under DDP must run: it reduces)
-                run = rows if k else slice(0, 1)                        # an empty piece runs one stand-in example with weight 0
-                x = (train_batch(train, idx, p.image_size, p.mean, p.std, dev, cfg.seed, s, rows=run) if cfg.augment
-                     else eval_batch(train, idx[run], p.image_size, p.mean, p.std, dev))
-                y = torch.as_tensor(train.labels[idx[run]], dtype=torch.long, device=dev)
-                kw = dict(p.loss_kw, net=net)
-                if p.method.objective != 'ce': kw['generator'] = torch.Generator().manual_seed(cfg.seed * 1_000_003 + s)
-                if flyp: kw.update(rows=run, n_batch=n, gather=(lambda z: gather_rows(z, n, d)) if d.world > 1 else None)
-                share = k / n   # this piece's share of the global-batch mean (FLYP: every rank's loss is that of the whole batch)
-                with (net.no_sync() if net is not None and not last else contextlib.nullcontext()):   # only the last backward communicates
-                    with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.precision == 'bf16'):
-                        out = method_loss(p.method, p.model, x, y, **kw)
-                    (out['loss'] * (1.0 if flyp else share * d.world)).backward()   # DDP averages over ranks: × N makes it the sum of the shares
-                vals += torch.stack([out[key].detach().float() for key in ('loss', 'ce', 'reg')]) * (1 / d.world if flyp else share)
-            if d.world > 1: dist.all_reduce(vals)   # the logged loss: the global batch's
-            loss, ce, reg = (float(v) for v in vals)
-            if not math.isfinite(loss):
-                last = man['checkpoints'][-1]['file'] if man['checkpoints'] else 'none'
-                raise FloatingPointError(f"Non-finite loss ({loss}) at step {s} of {rd}; training stopped. "
-                                         f"Last good checkpoint: {last}. Try a lower lr or λ.")
-            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-            opt.step(); sched.step()
-            seen += len(idx)
-            logs = {'step': s + 1, 'loss': loss, 'ce': ce, 'reg': reg,
-                    'lr': sched.get_last_lr()[0], 'img_per_s': seen / (time.perf_counter() - t0)}
-            log.write(json.dumps(logs) + '\n')
-            if hasattr(bar, 'comment'): bar.comment = f"loss {logs['loss']:.3f} | {logs['img_per_s']:.0f} img/s"
-            for cb in callbacks: cb(s + 1, logs)
-            fault_point('step')
-        checkpoint(total)
-    finally: log.close()
-    if d.main:
-        man['status'], man['resume'], man['resume_prev'] = 'finished', None, None; write_manifest(rd, man)
-        (rd/'resume.safetensors').unlink(missing_ok=True); (rd/'resume.prev.safetensors').unlink(missing_ok=True)
+    with Checkpointer(rd, man, cfg, total, p.model, opt, sched, d.main, resumed_at=step if rs else None) as ck:
+        train_loop(cfg, p, train, opt, sched, ck, net, d, step, total, callbacks)
+    ck.finish()
     if d.world > 1: dist.barrier()  # the finished run is on disk before any rank returns
     return rd
 
-# %% ../nbs/09_train.ipynb #27638aa1
-def checkpoint_states(rd: str | Path) -> list[tuple[int, float, dict]]:
-    "(step, fraction, state dict) of every checkpoint of a run folder, hash-checked, in step order."
-    man = read_manifest(rd)
-    return [(c['step'], c['fraction'], load_state(Path(rd)/c['file'], c['sha256']))
-            for c in sorted(man['checkpoints'], key=lambda c: c['step'])]
-
-def split_state(state: dict, objective: str) -> dict:
-    "A checkpoint's state as `{'visual': image tower}` (+ `'clip'`: whole model for FLYP methods)."
-    if objective == 'ce': return {'visual': {k[8:]: v for k, v in state.items() if k.startswith('encoder.')}}
-    return {'visual': {k[7:]: v for k, v in state.items() if k.startswith('visual.')}, 'clip': state}
-
-def final_state(rd: str | Path) -> dict:
-    "The last checkpoint of a finished run, split as `split_state` does."
-    man = read_manifest(rd)
-    if man['status'] != 'finished': raise ValueError(f"Run {rd} has not finished (status {man['status']!r})")
-    c = max(man['checkpoints'], key=lambda c: c['step'])
-    return split_state(load_state(Path(rd)/c['file'], c['sha256']), get_method(man['config']['method']).objective)
 
 # %% ../nbs/09_train.ipynb #ba2339fa
-ANCHORS = ('previous', 'original')
-
-def sequence_dir(tasks: Sequence[str], cfg: FinetuneConfig) -> Path:
-    "`<out_dir>/<task1>+<task2>…/<method>/<seed>`"
-    return Path(cfg.out_dir)/'+'.join(tasks)/cfg.method/str(cfg.seed)
+ANCHORS = ANCHOR_NAMES   # L2SP/LDIFS anchor of a stage (config's names)
 
 def finetune_sequence(tasks: Sequence[str], method: str | None = None, anchor: str = 'previous',
                       cfg: FinetuneConfig | None = None, callbacks: Sequence[Callable] = (), **overrides) -> Path:
@@ -575,7 +456,7 @@ def finetune_sequence(tasks: Sequence[str], method: str | None = None, anchor: s
         except ValueError: raise CorruptFileError(f"{root/'sequence.json'} is damaged; delete the sequence folder {root} and run again") from None
         if old != info: raise ValueError(f"Sequence folder {root} was written with {old}, not {info}; use another out_dir or delete the folder.")
     check_info()
-    with _lock(root):          # one writer per sequence (each stage folder has its own lock too)
+    with rank0_lock(root):          # one writer per sequence (each stage folder has its own lock too)
         check_info(); write_json(root/'sequence.json', info)
         start = anchor_state = None
         for k, c in enumerate(cfgs, 1):
@@ -584,103 +465,14 @@ def finetune_sequence(tasks: Sequence[str], method: str | None = None, anchor: s
             anchor_state = start['visual'] if anchor == 'previous' else None
     return root
 
-# %% ../nbs/09_train.ipynb #181a17fa
-from .evaluate import model_fingerprint, on_main, agree, sharded_evaluation, _read_cache, calibration_error, logit_scale_of
+# %% ../nbs/09_train.ipynb #428764e3
+_MOVED = {n: 'ldifs_nb.experiment' for n in ('evaluate_run', 'evaluate_sequence', 'run_experiment', 'run_sequence')}
 
-def _drop_if_empty(folder: Path) -> None:
-    if folder.is_dir() and not any(folder.iterdir()): folder.rmdir()
+def __getattr__(name: str):
+    "Names that moved to `ldifs_nb.experiment`: still importable from here for one release, with a DeprecationWarning."
+    if name in _MOVED:
+        warnings.warn(f"ldifs_nb.train.{name} moved to {_MOVED[name]}.{name}; import it from there "
+                      "(this alias goes in the next release)", DeprecationWarning, stacklevel=2)
+        return getattr(importlib.import_module(_MOVED[name]), name)
+    raise AttributeError(f"module 'ldifs_nb.train' has no attribute {name!r}")
 
-def _resolved(man: dict) -> FinetuneConfig:
-    return FinetuneConfig(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in upgrade_config(man['config']).items()})
-
-def evaluate_run(rd: str | Path, device: str = 'auto', data_root: str | None = None, stage: int = 1,
-                 task: str | None = None, precision: str = 'auto', keep_embeddings: bool = False) -> pd.DataFrame:
-    "Evaluate every checkpoint of run folder `rd` (skipping those done); write and return its results table."
-    rd = Path(rd); man = read_manifest(rd)
-    if man['status'] != 'finished': raise ValueError(f"Run {rd} has not finished; run finetune first")
-    data_root = data_root if data_root is not None else man.get('data_root')
-    done = _read_cache(rd/'results.csv')   # evaluated before: read back, not redone
-    if agree(done is not None and set(done['step']) >= {c['step'] for c in man['checkpoints']}): return done
-    cfg = _resolved(man); m = get_method(cfg.method); spec = get_dataset(cfg.dataset)
-    dev = resolve_device(device)
-    clip_model, _, tok = load_clip(cfg.model, cfg.pretrained, device=dev, quick_gelu=cfg.quick_gelu)
-    base = clip_model.visual.eval()
-    fp_base, scale = model_fingerprint(base), logit_scale_of(clip_model)
-    (rd/'results').mkdir(exist_ok=True)
-    frames = []
-    bar = progress(checkpoint_states(rd), total=len(man['checkpoints']),
-                   desc=f"checkpoints evaluated, {cfg.method} on {cfg.dataset} (every checkpoint on {len(cfg.eval_datasets)} datasets)")
-    for step, frac, state in bar:
-        out = rd/'results'/f'step_{step:06d}.csv'
-        if hasattr(bar, 'comment'): bar.comment = f"step {step} done"
-        if (df := _read_cache(out)) is not None: frames.append(df); continue
-        st = split_state(state, m.objective)
-        visual = copy.deepcopy(base); visual.load_state_dict(st['visual']); visual.eval()
-        fp = model_fingerprint(visual)
-        cache = None if fp == fp_base else rd/'embeddings'   # the pre-trained encoder's go to the shared cache, a checkpoint's to the run
-        df = evaluate_checkpoint(visual, list(cfg.eval_datasets), ref=base, model=clip_model, tokenizer=tok,
-                                 task=cfg.dataset, root=data_root, device=dev, lp_protocol=cfg.lp_protocol, lp_backend=cfg.lp_backend,
-                                 seed=cfg.seed, norm=cfg.norm, cache_dir=cache, precision=precision)
-        if m.objective == 'ce':
-            W, b = state['head.weight'], state.get('head.bias', torch.zeros(len(state['head.weight'])))
-        else:
-            ft = copy.deepcopy(clip_model); ft.load_state_dict(st['clip'])
-            W, b = scale * zeroshot_head(ft, tok, spec.classnames, spec.templates), torch.zeros(len(spec.classnames))   # FLYP's logits
-        extra = []
-        for split in ('test', 'val10'):  # val10: the held-out split that λ is selected on
-            labels = load_split(cfg.dataset, split, data_root, image_size_of(visual)).labels
-            emb = torch.as_tensor(embed(visual, cfg.dataset, split, data_root, device=dev, cache_dir=cache, fingerprint=fp, precision=precision))
-            z = emb @ W.T + b                                        # the classifier's logits (CE heads carry their scale)
-            acc = 100 * float((z.argmax(1).numpy() == labels).mean())
-            extra.append((split, 'clf_top1', acc))
-            if split == 'test': extra.append((split, 'clf_ece', calibration_error(z, labels)))
-            if m.objective != 'ce' and split == 'test': extra.append((split, 'own_zs_top1', acc))
-        df = pd.concat([df, pd.DataFrame([{'dataset': cfg.dataset, 'split': sp, 'metric': k, 'value': v} for sp, k, v in extra])])
-        df = df.assign(task=task or cfg.dataset, method=cfg.method, seed=cfg.seed, stage=stage, step=step, fraction=frac)[RESULT_COLUMNS]
-        on_main(save_csv, out, df)   # (in a sharded evaluation, rank 0 writes)
-        if cache is not None and not keep_embeddings: on_main(shutil.rmtree, cache/fp, ignore_errors=True)   # results written: not needed
-        frames.append(df)
-    if not keep_embeddings: on_main(_drop_if_empty, rd/'embeddings')   # (the test inside: rank 0 alone looks, then removes)
-    res = pd.concat(frames, ignore_index=True)
-    on_main(save_csv, rd/'results.csv', res)
-    return res
-
-# %% ../nbs/09_train.ipynb #fa37b068
-def evaluate_sequence(root: str | Path, device: str = 'auto', data_root: str | None = None, precision: str = 'auto',
-                      keep_embeddings: bool = False) -> pd.DataFrame:
-    "Evaluate every stage of a sequence folder; write and return the combined results table."
-    root = Path(root); info = read_json(root/'sequence.json')
-    res = pd.concat([evaluate_run(root/s, device, data_root, stage=k, task='+'.join(info['tasks']), precision=precision,
-                                  keep_embeddings=keep_embeddings)
-                     for k, s in enumerate(info['stages'], 1)], ignore_index=True)
-    on_main(save_csv, root/'results.csv', res)
-    return res
-
-# %% ../nbs/09_train.ipynb #448b11c4
-def run_experiment(method: str = 'lp-init-ldifs', dataset: str = 'micro-position', device: str = 'auto',
-                   callbacks: Sequence[Callable] = (), **kw) -> pd.DataFrame:
-    "Fine-tune `method` on `dataset` and evaluate every checkpoint; `kw` are `FinetuneConfig` fields."
-    cfg = resolve_config(method=method, dataset=dataset, device=device, **kw)
-    d, dev = init_distributed(cfg.device)   # under torchrun: this rank's device
-    with _main_first(d): _prechecks(cfg, run_dir(cfg))
-    with _lock(run_dir(cfg)):   # one writer from fine-tuning to the results table
-        if d.main: _clear_stale(run_dir(cfg))
-        reused = _finished(run_dir(cfg))
-        rd = finetune(cfg, callbacks)
-        with sharded_evaluation(): res = evaluate_run(rd, device=dev, data_root=cfg.data_root)   # under torchrun: every rank its part
-    if reused and d.main: print(f"Reused the finished run in {rd}: its results were read back, nothing was trained or evaluated again "
-                                "(delete that folder, or give another --seed / --out-dir, to run it anew)", flush=True)
-    return res
-
-def _finished(rd: Path) -> bool:
-    "Is run folder `rd` finished and evaluated, so that a run with its config only reads its results back?"
-    if not (rd/'manifest.json').is_file(): return False
-    man, done = read_manifest(rd), _read_cache(rd/'results.csv')
-    return man['status'] == 'finished' and done is not None and set(done['step']) >= {c['step'] for c in man['checkpoints']}
-
-def run_sequence(tasks: Sequence[str] = ('micro-position', 'micro-digit'), method: str = 'lp-init-ldifs',
-                 anchor: str = 'previous', device: str = 'auto', callbacks: Sequence[Callable] = (), **kw) -> pd.DataFrame:
-    "Fine-tune `method` on `tasks` in sequence and evaluate every stage; `kw` are `FinetuneConfig` fields."
-    root = finetune_sequence(tasks, method, anchor, callbacks=callbacks, device=device, **kw)
-    _, dev = init_distributed(resolve_device(device))
-    with _lock(root), sharded_evaluation(): return evaluate_sequence(root, device=dev, data_root=kw.get('data_root'))

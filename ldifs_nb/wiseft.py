@@ -17,8 +17,9 @@ import matplotlib
 import matplotlib.pyplot as plt
 
 from .core import RESULT_COLUMNS, folder_lock, progress, read_json, write_json, save_csv, seed_everything, atomic_path
-from .evaluate import _read_cache
-from .train import read_manifest, write_manifest, load_state, save_state, evaluate_run, build_model, versions, _resolved
+from .runs import read_results, run_config, read_manifest, write_manifest, load_state, save_state, versions
+from .train import build_model
+from .experiment import evaluate_run
 from .report import forgetting_table, method_label, method_style, finish_figure, markdown_table, METHOD_STYLE
 from .wiseft_cli import ALPHAS, check_alphas   # torch-free: the console script checks α before importing torch
 
@@ -77,7 +78,7 @@ def run_ends(rd: str | Path, data_root: str | None = None) -> tuple[dict, dict, 
         if _stage_of(rd)[1] > 1:
             raise ValueError(f"Run {rd} is stage {_stage_of(rd)[1]} of a sequence and has no step-0 checkpoint, so the state it "
                              "started from is not on disk; WiSE-FT needs it (give ckpt_fractions with 0)")
-        cfg = dataclasses.replace(_resolved(man), device='cpu', data_root=data_root if data_root is not None else man.get('data_root'))
+        cfg = dataclasses.replace(run_config(man), device='cpu', data_root=data_root if data_root is not None else man.get('data_root'))
         seed_everything(cfg.seed)   # as finetune does before it builds the model
         theta0 = {k: v.detach().cpu().clone() for k, v in build_model(cfg).model.state_dict().items()}
         src['theta0'] = {'from': 'rebuilt (build_model: the run has no step-0 checkpoint)'}
@@ -122,7 +123,7 @@ def wiseft_run(rd: str | Path, alphas: Sequence[float] = ALPHAS, out_dir: str | 
         write_json(out/'wiseft.json', rec)
         for a in alphas:
             f = out/alpha_name(a)
-            if (done := _read_cache(f/'results.csv')) is None:
+            if (done := read_results(f/'results.csv')) is None:
                 if ends is None: ends = run_ends(rd, data_root)
                 theta0, theta1, src = ends
                 file = f"ckpt/step_{src['final']['step']:06d}.safetensors"
@@ -135,7 +136,7 @@ def wiseft_run(rd: str | Path, alphas: Sequence[float] = ALPHAS, out_dir: str | 
                 done = evaluate_run(f, device=device, data_root=data_root, stage=stage, task=task, precision=precision)
                 if not keep_checkpoints: shutil.rmtree(f/'ckpt', ignore_errors=True)
             frames.append(done.assign(alpha=a)[WISEFT_COLUMNS])
-        old = _read_cache(out/'wiseft.csv')                     # α evaluated by earlier calls stay in the table
+        old = read_results(out/'wiseft.csv')                     # α evaluated by earlier calls stay in the table
         res = pd.concat(frames, ignore_index=True)
         if old is not None: res = pd.concat([old[~old['alpha'].isin(alphas)], res], ignore_index=True)
         res = res.sort_values('alpha', kind='stable', ignore_index=True)
