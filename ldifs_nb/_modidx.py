@@ -513,5 +513,4 @@ d = { 'settings': { 'branch': 'main',
                                 'ldifs_nb.world.caption_batch': ('world.html#caption_batch', 'ldifs_nb/world.py'),
                                 'ldifs_nb.world.draw_digits': ('world.html#draw_digits', 'ldifs_nb/world.py'),
                                 'ldifs_nb.world.draw_objects': ('world.html#draw_objects', 'ldifs_nb/world.py'),
-                                'ldifs_nb.world.sample_scenes': ('world.html#sample_scenes', 'ldifs_nb/world.py'),
-                                'ldifs_nb.world.show_world': ('world.html#show_world', 'ldifs_nb/world.py')}}}
+                                'ldifs_nb.world.sample_scenes': ('world.html#sample_scenes', 'ldifs_nb/world.py')}}}
