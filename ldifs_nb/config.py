@@ -37,6 +37,7 @@ def check_positive(**kw) -> None:
         if not isinstance(v, numbers.Real) or isinstance(v, bool) or not math.isfinite(v) or v <= 0:
             raise ValueError(f"{k} must be a number > 0, got {v!r}")
 
+# %% ../nbs/08_config.ipynb #c4ec0a02-POSITIVE
 _POSITIVE = ('lr', 'batch_size', 'steps', 'epochs', 'lam', 'alpha', 'grad_clip', 'resume_minutes', 'accum_steps')
 _INTEGER = ('batch_size', 'steps', 'warmup', 'resume_every', 'accum_steps')
 VALUE_FIELDS = tuple(dict.fromkeys(_POSITIVE + _INTEGER + ('weight_decay', 'ckpt_fractions', 'tasks', 'lambda_grid')))

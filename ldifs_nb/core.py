@@ -34,6 +34,7 @@ class MissingDataError(FileNotFoundError):
 class MissingWeightsError(FileNotFoundError):
     "Model weights are not on disk and cannot be downloaded here."
 
+# %% ../nbs/00_core.ipynb #d56bad81-def-check-name
 def check_name(name: str, valid: Iterable[str], what: str) -> str:
     "Return `name` if it is in `valid`, else raise a `ValueError` listing every valid name."
     valid = list(valid)
@@ -42,7 +43,7 @@ def check_name(name: str, valid: Iterable[str], what: str) -> str:
     return name
 
 # %% ../nbs/00_core.ipynb #f3bae82c
-from .config import check_positive   # torch-free, with the checks of every run value (config.check_values)
+from .config import check_positive   # noqa: F401 (re-exported from config; torch-free, with the checks of every run value (config.check_values))
 
 # %% ../nbs/00_core.ipynb #e9ce7bb1
 def as_list(v) -> list:
@@ -99,6 +100,7 @@ def umask() -> int:
     except OSError: pass
     m = os.umask(0o022); os.umask(m); return m
 
+# %% ../nbs/00_core.ipynb #81b14019-contextlib-contextmanager
 @contextlib.contextmanager
 def atomic_path(path: str | Path):
     "Yield a temporary path next to `path`; rename it onto `path` only if the block succeeds."
@@ -116,6 +118,7 @@ def atomic_path(path: str | Path):
     finally:
         if os.path.exists(tmp): os.remove(tmp)
 
+# %% ../nbs/00_core.ipynb #81b14019-def-write-json
 def write_json(path: str | Path, obj: Any) -> Path:
     "Write `obj` as indented JSON, atomically."
     with atomic_path(path) as tmp: Path(tmp).write_text(json.dumps(obj, indent=1, sort_keys=True, default=str))
@@ -133,6 +136,7 @@ def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
         while b := f.read(chunk): h.update(b)
     return h.hexdigest()
 
+# %% ../nbs/00_core.ipynb #33ed7161-def-tensor-fingerprint
 def tensor_fingerprint(tensors: dict[str, torch.Tensor], n: int = 16) -> str:
     "Short content hash of a state dict (names, shapes, dtypes and values)."
     h = hashlib.sha256()
@@ -149,6 +153,7 @@ SAMPLES, SAMPLE_BYTES = 64, 1 << 16
 class CorruptFileError(ValueError):
     "A file is missing, truncated or damaged (its content does not match what was recorded when it was written)."
 
+# %% ../nbs/00_core.ipynb #ca6445c0-def-check-path
 def check_path(path: str | Path) -> Path:
     "Where the content check of `path` is kept: `<path>.check` beside it."
     path = Path(path); return path.with_name(path.name + '.check')
@@ -166,6 +171,7 @@ def content_check(path: str | Path, full_limit: int = FULL_HASH_BYTES) -> dict:
             kind = f'sha256-{SAMPLES}x{SAMPLE_BYTES}'
     return {'size': size, 'kind': kind, 'sha256': h.hexdigest()}
 
+# %% ../nbs/00_core.ipynb #ca6445c0-def-record-check
 def record_check(path: str | Path, of: str | Path | None = None) -> dict:
     "Write the content check of `path` (computed from `of`, e.g. its temporary file before the rename)."
     chk = content_check(of or path); write_json(check_path(path), chk); return chk
@@ -188,6 +194,7 @@ def verify_file(path: str | Path) -> Path:
     if got != want: raise CorruptFileError(f"{path} is damaged: its SHA-256 ({got['kind']}) does not match the one recorded when it was written")
     _VERIFIED.add(key); return path
 
+# %% ../nbs/00_core.ipynb #ca6445c0-def-save-npy
 def save_npy(path: str | Path, arr: np.ndarray) -> Path:
     "Save `arr` as .npy (no pickles) atomically, with its content check."
     path = Path(path)
@@ -202,6 +209,7 @@ def load_npy(path: str | Path, mmap_mode: str | None = None) -> np.ndarray:
     try: return np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
     except (ValueError, OSError, EOFError) as e: raise CorruptFileError(f"{path} is not a readable .npy file ({e})") from None
 
+# %% ../nbs/00_core.ipynb #ca6445c0-def-save-csv
 def save_csv(path: str | Path, df) -> Path:
     "Write a DataFrame as CSV (no index) atomically, with its content check."
     path = Path(path)
@@ -275,6 +283,7 @@ def _redraws() -> bool:
     from fastprogress.fastprogress import IN_NOTEBOOK
     return IN_NOTEBOOK or (hasattr(sys.stdout, 'isatty') and sys.stdout.isatty())
 
+# %% ../nbs/00_core.ipynb #8459251a-class-PlainProgress
 class PlainProgress:
     """Iterate `it`, printing a plain line `desc: NN% (i/total) T s, ~R s left | comment` each time another ~10 % is done, at most one
     per `min_gap` seconds, and always the last (only the outermost one prints)."""
@@ -304,6 +313,7 @@ class PlainProgress:
                       + (f" | {self.comment}" if self.comment else ''), flush=True)
         finally: PlainProgress.running -= 1
 
+# %% ../nbs/00_core.ipynb #8459251a-functools-cache
 @functools.cache
 def _bar_class():
     "fastprogress's bar (notebook or console) with a label: its comment always starts with `desc`; counted in `PlainProgress.running`."
@@ -320,6 +330,7 @@ def _bar_class():
             finally: PlainProgress.running -= 1
     return LabelledBar
 
+# %% ../nbs/00_core.ipynb #8459251a-PURPOSE
 _PURPOSE: list[str] = []   # what the work in progress is for (`progress_for`), innermost last
 
 @contextlib.contextmanager

@@ -11,11 +11,10 @@ from typing import Sequence
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 # %% auto #0
-__all__ = ['TAP_POINTS', 'NORMS', 'tap_depths', 'auto_taps', 'tap_names', 'feature_taps', 'tap_features', 'normalize_features',
-           'extract_features']
+__all__ = ['TAP_POINTS', 'tap_depths', 'auto_taps', 'tap_names', 'feature_taps', 'tap_features', 'normalize_features',
+           'extract_features', 'NORMS']
 
 # %% ../nbs/04_features.ipynb #b085d633
 TAP_POINTS: dict[str, tuple[str, str | tuple[str, ...]]] = {  # architecture: (stem tap, block list or stage names), dotted names
@@ -30,10 +29,12 @@ TAP_POINTS: dict[str, tuple[str, str | tuple[str, ...]]] = {  # architecture: (s
     'open_clip ModifiedResNet (RN50, RN101, RN50x4, …)': ('avgpool', ('layer1', 'layer2', 'layer3', 'layer4')),
 }
 
+# %% ../nbs/04_features.ipynb #b085d633-def-tap-depths
 def tap_depths(depth: int) -> list[int]:
     "1-based block indices tapped in a ViT of `depth` blocks: ⌈kL/4⌉ for k = 1..4."
     return [math.ceil(k * depth / 4) for k in range(1, 5)]
 
+# %% ../nbs/04_features.ipynb #b085d633-def-find
 def _find(visual: nn.Module, name: str) -> nn.Module | None:
     try: return visual.get_submodule(name)
     except AttributeError: return None
@@ -53,6 +54,7 @@ def auto_taps(visual: nn.Module) -> list[str]:
                      f"know: {known}. Pass taps=[module or 'dotted.name', ...] explicitly, with names from "
                      "encoder.named_modules() — e.g. taps=['layer1', 'layer2', 'layer3', 'layer4'] for a tower whose stages are layer1..layer4.")
 
+# %% ../nbs/04_features.ipynb #b085d633-def-tap-names
 def tap_names(visual: nn.Module, taps: Sequence[nn.Module | str] | None = None) -> list[str]:
     "Dotted names (in `visual`) of the tap modules: `auto_taps(visual)`, or `taps` given as names or submodules."
     if taps is None: return auto_taps(visual)
@@ -86,6 +88,7 @@ def _seq_first(visual: nn.Module, name: str) -> bool:
     path = [visual] + [visual.get_submodule('.'.join(parts[:i])) for i in range(1, len(parts) + 1)]
     return any(getattr(m, 'batch_first', True) is False for m in path)
 
+# %% ../nbs/04_features.ipynb #44136478-contextlib-contextmanager
 @contextlib.contextmanager
 def tap_features(visual: nn.Module, taps: Sequence[nn.Module | str] | None = None):
     "Context manager: yields a list that the next forward of `visual` fills with the tap outputs [B, T, D]."
@@ -96,15 +99,18 @@ def tap_features(visual: nn.Module, taps: Sequence[nn.Module | str] | None = Non
     finally:
         for h in handles: h.remove()
 
-# %% ../nbs/04_features.ipynb #a595536a
-NORMS = ('channel', 'flat')
+# %% ../nbs/04_features.ipynb #a595536a-norms
+from .config import NORMS   # ('channel', 'flat'): kept in the torch-free config, for the console scripts' choices
+_all_ = ['NORMS']   # and importable from here, as ldifs_nb.features.NORMS
 
+# %% ../nbs/04_features.ipynb #a595536a
 def normalize_features(feats: Sequence[torch.Tensor], norm: str = 'channel', eps: float = 1e-10) -> list[torch.Tensor]:
     "Normalise each [B, T, D] tap: over tokens per channel ('channel') or over all T·D values ('flat')."
     if norm == 'channel': return [f / (f.square().sum(1, keepdim=True).sqrt() + eps) for f in feats]   # = f.norm(dim=1): a sum over a non-inner axis is vectorised, the norm is not (4-25x faster)
     if norm == 'flat': return [f / (f.flatten(1).norm(dim=1).view(-1, 1, 1) + eps) for f in feats]
     raise ValueError(f"Unknown feature normalisation {norm!r}. Valid: {', '.join(NORMS)}")
 
+# %% ../nbs/04_features.ipynb #a595536a-def-extract-features
 def extract_features(visual: nn.Module, images: torch.Tensor, norm: str = 'channel',
                      taps: Sequence[nn.Module | str] | None = None) -> list[torch.Tensor]:
     "Run `visual` on `images` and return the 5 normalised LDIFS taps, each [B, T, D]."

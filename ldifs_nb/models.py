@@ -20,7 +20,7 @@ from .core import MissingWeightsError, check_name, resolve_device
 
 # %% auto #0
 __all__ = ['ASSETS', 'MICRO_CLIP', 'Clip', 'needs_quick_gelu', 'activation_of', 'load_clip', 'zeroshot_head', 'ImageClassifier',
-           'zeroshot_classifier', 'image_size_of', 'norm_stats']
+           'image_size_of', 'norm_stats']
 
 # %% ../nbs/03_models.ipynb #123860f2
 ASSETS = Path(__file__).parent/'assets' if '__file__' in globals() else Path('../ldifs_nb/assets').resolve()
@@ -68,6 +68,7 @@ def needs_quick_gelu(name: str, pretrained=None, quick_gelu: bool | None = None)
         return bool(open_clip.get_pretrained_cfg(name, pretrained).get('quick_gelu', False))
     return False
 
+# %% ../nbs/03_models.ipynb #d2c63bed-def-activation-of
 def activation_of(model: nn.Module) -> str:
     "The MLP activation a (CLIP) model was built with: 'QuickGELU', 'GELU' or 'unknown'."
     for m in model.modules():
@@ -87,6 +88,7 @@ def _tokenizer(name: str, hub_tokenizer: str | None):
             "its Hugging Face cache ($HF_HOME) here. The image tower needs no tokenizer: "
             f"`open_clip.create_model({name!r}).visual` with `ldifs_nb.regulariser.LDIFS` works offline.") from None
 
+# %% ../nbs/03_models.ipynb #618ad5dc-def-load-clip
 def load_clip(name: str, pretrained: str | os.PathLike | None = None, device: str | torch.device = 'cpu',
               cache_dir: str | os.PathLike | None = None, quick_gelu: bool | None = None) -> Clip:
     "Build an open_clip model with its eval transform and tokenizer, loading `pretrained` (tag or file)."
@@ -148,11 +150,6 @@ class ImageClassifier(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(F.normalize(self.encoder(x), dim=-1))
-
-def zeroshot_classifier(model: nn.Module, head: torch.Tensor, encoder: nn.Module | None = None) -> ImageClassifier:
-    "Classifier from a ZS head, scaled by the model's pre-trained logit scale, with a trainable zero bias."
-    return ImageClassifier(encoder if encoder is not None else model.visual, head, torch.zeros(len(head), device=head.device),
-                           scale=float(model.logit_scale.exp()))
 
 # %% ../nbs/03_models.ipynb #019577cd
 def image_size_of(visual: nn.Module) -> int:

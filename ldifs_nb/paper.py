@@ -16,7 +16,7 @@ import ldifs_nb
 from .core import RESULT_COLUMNS, check_name
 from .data import PAPER_DATASETS
 from .losses import METHODS
-from .report import load_results, final, method_label, markdown_table   # markdown_table: kept importable from here, where it lived before
+from .report import load_results, final, method_label, markdown_table   # noqa: F401 (markdown_table: kept importable from here, where it lived before)
 
 # %% auto #0
 __all__ = ['PAPER_CSV', 'REFERENCE_COLUMNS', 'KEY', 'PAPER_TABLES', 'TABLE1_TASKS', 'TABLE_METRICS', 'OTHERS', 'paper_reference',
@@ -36,6 +36,7 @@ TABLE1_TASKS = ['eurosat', 'gtsrb', 'svhn']
 TABLE_METRICS = ['delta_zs', 'delta_lp', 'lp_top1']
 OTHERS = 'others'   # `dataset` of a statement about all datasets but the fine-tuning task
 
+# %% ../nbs/14_paper.ipynb #5c8b0cc0-def-paper-reference
 def paper_reference(table: str | None = None) -> pd.DataFrame:
     "The published numbers shipped with the package: every row, or those of one table ('1', '2', '3', 'spec7')."
     t = pd.read_csv(PAPER_CSV, dtype=str, keep_default_na=False)
@@ -68,6 +69,7 @@ def as_results(results: pd.DataFrame | str | Path | Sequence[str | Path] | None)
         return results
     return load_results(results)
 
+# %% ../nbs/14_paper.ipynb #b8b9b822-def-final-single
 def _final_single(results: pd.DataFrame) -> pd.DataFrame:
     "Test-split rows of the last checkpoint of every single-task run."
     f = final(results)
@@ -128,6 +130,7 @@ def comparison_view(comparison: pd.DataFrame, metric: str) -> pd.DataFrame:
     t.index.names, t.columns = ['fine-tuned on', 'evaluated on'], [method_label(m) for m in t.columns]
     return t
 
+# %% ../nbs/14_paper.ipynb #7700bcc8-def-reference-view
 def reference_view(reference: pd.DataFrame) -> pd.DataFrame:
     "`reference_comparison` as one row per dataset: ZS reference / ours, fine-tuned reference, ours per method."
     z = reference[reference['metric'] == 'zs_top1'].set_index('dataset')

@@ -44,6 +44,7 @@ def _recorded(taps: list[str], rec: dict, images: torch.Tensor | None):
         raise ValueError(f"reg(images) got a batch of {len(images)}, but the captured forward had {len(feats[0])}")
     return feats, args, kw
 
+# %% ../nbs/13_regulariser.ipynb #9fac692c-class-LDIFS
 class LDIFS(nn.Module):
     "λ·d(θ, θ0; images): the LDIFS feature distance of `encoder` to a frozen snapshot of itself, as a loss term."
     def __init__(self, encoder: nn.Module, lam: float = 10., norm: str = 'channel',

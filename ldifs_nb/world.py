@@ -7,14 +7,14 @@ Docs: https://ldifs-nb.github.io/ldifs_nb/world.html.md"""
 # %% ../nbs/01_world.ipynb #01af8657
 from __future__ import annotations
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 
 # %% auto #0
 __all__ = ['IMAGE_SIZE', 'SHAPES', 'COLOURS', 'TEXTURES', 'POSITIONS', 'SIZES', 'COUNTS', 'DIGITS', 'P_MENTION', 'MICRO_TASKS',
-           'draw_objects', 'draw_digits', 'sample_scenes', 'caption', 'caption_batch', 'MicroTask', 'show_world']
+           'draw_objects', 'draw_digits', 'sample_scenes', 'caption', 'caption_batch', 'MicroTask']
 
 # %% ../nbs/01_world.ipynb #1ed47564
 IMAGE_SIZE = 32
@@ -48,6 +48,7 @@ def _texture(tex: np.ndarray, n: int) -> np.ndarray:
                      ((_xx // 2 + _yy // 2) % 2)])
     return pats[tex]
 
+# %% ../nbs/01_world.ipynb #3354e8e2-def-draw-objects
 def draw_objects(rng: np.random.Generator, shape, colour, texture, size, count, quads) -> np.ndarray:
     "Render scenes of `count[i]` equal objects in quadrants `quads[i, :count[i]]`: uint8 [N, S, S, 3]."
     n = len(shape)
@@ -131,6 +132,7 @@ def caption(attrs: dict, i: int, rng: np.random.Generator, p: dict = P_MENTION) 
     if k == 1 and rng.random() < p['position']: text += f" in the {POSITIONS[attrs['position'][i]]}"
     return str(rng.choice([f"{text}.", f"a photo of {text}.", f"an image of {text}.", f"{text} on a dark background."]))
 
+# %% ../nbs/01_world.ipynb #f82dc8f9-def-caption-batch
 def caption_batch(n: int, seed: int) -> tuple[np.ndarray, list[str]]:
     "`n` random image–caption pairs for pre-training, reproducible from `seed`."
     rng = np.random.default_rng([seed, 7])
@@ -180,16 +182,3 @@ MICRO_TASKS: dict[str, MicroTask] = {t.name: t for t in [
     MicroTask('micro-position', 'position', POSITIONS, _t('a photo of an object in the {}.', 'a shape in the {}.', 'something in the {}.')),
     MicroTask('micro-digit', 'digit', DIGITS, _t('a photo of the digit {}.', 'the number {}.', 'a handwritten {}.')),
 ]}
-
-# %% ../nbs/01_world.ipynb #9dfaf27b
-def show_world(n: int = 24, seed: int = 0, ncols: int = 8):
-    "A grid of random scenes with one of their captions each (matplotlib figure)."
-    import matplotlib.pyplot as plt, textwrap
-    ims, caps = caption_batch(n, seed)
-    nrows = -(-n // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(1.9 * ncols, 2.2 * nrows))
-    for ax, im, c in zip(axes.flat, ims, caps):
-        ax.imshow(im, interpolation='nearest'); ax.set_title('\n'.join(textwrap.wrap(c, 22)), fontsize=6.5); ax.axis('off')
-    for ax in list(axes.flat)[n:]: ax.axis('off')
-    fig.tight_layout()
-    return fig
