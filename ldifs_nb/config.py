@@ -10,7 +10,7 @@ import math, numbers
 from dataclasses import dataclass
 
 # %% auto #0
-__all__ = ['METHOD_NAMES', 'METHOD_ALIASES', 'INITS', 'PAPER_DATASET_NAMES', 'MICRO_DATASET_NAMES', 'EXTRA_DATASET_NAMES', 'SHIFT_DATASET_NAMES', 'FINETUNE_DATASET_NAMES', 'DATASET_NAMES', 'NORMS', 'LP_PROTOCOLS', 'LP_BACKENDS', 'ANCHOR_NAMES', 'PRECISIONS', 'LAMBDA_GRID', 'VALUE_FIELDS', 'check_positive', 'check_values', 'PAPER_DEFAULTS', 'PAPER_MODEL', 'MICRO_DEFAULTS', 'FinetuneConfig']
+__all__ = ['METHOD_NAMES', 'METHOD_ALIASES', 'INITS', 'PAPER_DATASET_NAMES', 'MICRO_DATASET_NAMES', 'EXTRA_DATASET_NAMES', 'SHIFT_DATASET_NAMES', 'FINETUNE_DATASET_NAMES', 'DATASET_NAMES', 'NORMS', 'LP_PROTOCOLS', 'LP_BACKENDS', 'ANCHOR_NAMES', 'PRECISIONS', 'LAMBDA_GRID', 'VALUE_FIELDS', 'check_positive', 'check_values', 'PAPER_DEFAULTS', 'PAPER_MODEL', 'MICRO_DEFAULTS', 'MICRO_CLIP', 'default_pretrained', 'FinetuneConfig']
 
 # %% ../nbs/08_config.ipynb #a1c0f005
 METHOD_NAMES = ('zs-init-ce', 'lp-init-ce', 'zs-init-l2sp', 'lp-init-l2sp', 'flyp', 'flyp-ce', 'zs-init-ldifs', 'lp-init-ldifs')
@@ -65,6 +65,12 @@ def check_values(**values) -> None:
 PAPER_DEFAULTS = dict(batch_size=128, lr=1e-5, warmup=500)
 PAPER_MODEL = 'ViT-B-32-quickgelu'   # OpenAI's ViT-B/32 is a QuickGELU network (see `ldifs_nb.models.needs_quick_gelu`)
 MICRO_DEFAULTS = dict(batch_size=64, lr=5e-4, warmup=20)
+MICRO_CLIP = 'micro-clip'            # the shipped micro-CLIP (`ldifs_nb.models`)
+
+def default_pretrained(model: str, pretrained: str | None = 'auto') -> str | None:
+    "The weights `pretrained='auto'` means for `model`: the shipped ones (None) for micro-CLIP, OpenAI's ('openai') otherwise."
+    if pretrained != 'auto': return pretrained
+    return None if model == MICRO_CLIP else 'openai'
 
 @dataclass
 class FinetuneConfig:

@@ -6,7 +6,7 @@ Docs: https://ldifs-nb.github.io/ldifs_nb/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #81f9f76b
 from __future__ import annotations
-import contextlib, errno, fcntl, fnmatch, functools, hashlib, json, numbers, os, random, signal, sys, tempfile
+import contextlib, errno, fcntl, fnmatch, functools, hashlib, json, math, numbers, os, random, signal, sys, tempfile
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -19,7 +19,7 @@ __all__ = ['FULL_HASH_BYTES', 'SAMPLES', 'SAMPLE_BYTES', 'RESULT_COLUMNS', 'seed
            'atomic_path', 'write_json', 'read_json', 'file_sha256', 'tensor_fingerprint', 'CorruptFileError',
            'check_path', 'content_check', 'record_check', 'verify_file', 'save_npy', 'load_npy', 'save_csv', 'load_csv',
            'FolderBusyError', 'folder_lock', 'check_writable_dir', 'is_quiet', 'PlainProgress', 'progress_for',
-           'progress']
+           'progress', 'cosine_lr']
 
 # %% ../nbs/00_core.ipynb #3b96a905
 def seed_everything(seed: int) -> None:
@@ -43,7 +43,16 @@ def check_name(name: str, valid: Iterable[str], what: str) -> str:
     return name
 
 # %% ../nbs/00_core.ipynb #f3bae82c
-from .config import check_positive   # noqa: F401 (re-exported from config; torch-free, with the checks of every run value (config.check_values))
+def __getattr__(name: str):
+    "`core.check_positive` moved to `ldifs_nb.config`: still importable from here for one release, with a DeprecationWarning."
+    if name == 'check_positive':
+        import warnings
+        from ldifs_nb import config
+        warnings.warn("ldifs_nb.core.check_positive moved to ldifs_nb.config.check_positive; import it from there "
+                      "(this alias goes in the next release)", DeprecationWarning, stacklevel=2)
+        return config.check_positive
+    raise AttributeError(f"module 'ldifs_nb.core' has no attribute {name!r}")
+
 
 # %% ../nbs/00_core.ipynb #e9ce7bb1
 def as_list(v) -> list:
@@ -348,3 +357,11 @@ def progress(it: Iterable, total: int | None = None, quiet: bool | None = None, 
     if _PURPOSE: desc = f"{desc} for {_PURPOSE[-1]}" if desc else _PURPOSE[-1]
     if not _redraws(): return PlainProgress(it, total, desc)
     return _bar_class()(it, total=total, desc=desc, **kw)
+
+# %% ../nbs/00_core.ipynb #cbb0f2ed
+def cosine_lr(step: int, base_lr: float, warmup: int, total: int) -> float:
+    "Learning rate at `step`: linear warm-up over `warmup` steps, then cosine decay to 0 at `total`."
+    if step < warmup: return base_lr * (step + 1) / warmup
+    e, es = step - warmup, max(total - warmup, 1)
+    return 0.5 * (1 + math.cos(math.pi * e / es)) * base_lr
+

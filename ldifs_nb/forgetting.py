@@ -22,6 +22,7 @@ from .data import get_dataset, MICRO_DATASETS, PAPER_DATASETS
 from .models import load_clip, MICRO_CLIP, image_size_of, activation_of
 from .evaluate import EvalOptions, evaluate_states, resolve_precision, model_fingerprint
 from .runs import checkpoint_states, split_state, versions
+from .config import default_pretrained
 from .losses import get_method
 
 # %% auto #0
@@ -310,7 +311,7 @@ def report_settings(checkpoints, given: dict) -> tuple[dict, str]:
     base_from_run = src['base'] == 'run'
     for k in ('pretrained', 'quick_gelu'):   # the run's weights go with the run's model; else the default rules
         s[k] = given.get(k) if k in given or not base_from_run else got[0][k]
-    if s.get('pretrained', 'auto') == 'auto': s['pretrained'] = None if s['base'] == MICRO_CLIP else 'openai'
+    s['pretrained'] = default_pretrained(s['base'], s.get('pretrained', 'auto'))
     if s['datasets'] is None: s['datasets'], src['datasets'] = _default_datasets(s['base']), 'default'
     show = lambda k: ','.join(s[k]) if k == 'datasets' else 'all' if k == 'fd_examples' and s[k] is None else s[k]
     where = f"run = from the manifest of {', '.join(map(str, runs))}; " if runs else ''

@@ -19,12 +19,12 @@ import torch.nn.functional as F
 from .core import MissingWeightsError, check_name, resolve_device
 
 # %% auto #0
-__all__ = ['ASSETS', 'MICRO_CLIP', 'Clip', 'needs_quick_gelu', 'activation_of', 'load_clip', 'zeroshot_head', 'ImageClassifier',
+__all__ = ['ASSETS', 'Clip', 'needs_quick_gelu', 'activation_of', 'load_clip', 'zeroshot_head', 'ImageClassifier',
            'image_size_of', 'norm_stats']
 
 # %% ../nbs/03_models.ipynb #123860f2
 ASSETS = Path(__file__).parent/'assets' if '__file__' in globals() else Path('../ldifs_nb/assets').resolve()
-MICRO_CLIP = 'micro-clip'
+from .config import MICRO_CLIP   # noqa: E402 (the name's torch-free home)
 
 def _register_assets():
     "Add the package's model configs (e.g. micro-clip) to open_clip's registry, once."

@@ -6,17 +6,16 @@ Docs: https://ldifs-nb.github.io/ldifs_nb/pretrain.html.md"""
 
 # %% ../nbs/07_pretrain.ipynb #a84b1279
 from __future__ import annotations
-import json, math, time
+import math, time
 from pathlib import Path
 
-import numpy as np
+import pandas as pd
 import torch
-import open_clip
 from safetensors.torch import save_file
 
-from .core import seed_everything, progress, atomic_path, write_json
+from .core import seed_everything, progress, atomic_path, cosine_lr
 from .world import caption_batch
-from .models import load_clip, ASSETS, MICRO_CLIP, norm_stats
+from .models import load_clip, MICRO_CLIP, norm_stats
 from .losses import clip_loss
 
 # %% auto #0
@@ -34,8 +33,7 @@ def pretrain_micro_clip(steps: int = 1500, batch_size: int = 256, lr: float = 2e
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and 'embedding' not in n]
     rest = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and 'embedding' not in n)]
     opt = torch.optim.AdamW([{'params': decay, 'weight_decay': weight_decay}, {'params': rest, 'weight_decay': 0.}], lr=lr)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: (s + 1) / warmup if s < warmup else
-                                              0.5 * (1 + math.cos(math.pi * (s - warmup) / max(steps - warmup, 1))))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: cosine_lr(s, 1.0, warmup, steps))   # the fine-tuning schedule
     hist, t0 = [], time.perf_counter()
     for step in progress(range(steps), total=steps, desc="steps, pre-training micro-CLIP (contrastive, world captions)"):
         ims, caps = caption_batch(batch_size, seed=seed * 1_000_003 + step)
@@ -53,7 +51,7 @@ def pretrain_micro_clip(steps: int = 1500, batch_size: int = 256, lr: float = 2e
     return model, hist
 
 # %% ../nbs/07_pretrain.ipynb #9608c763
-def micro_quality(root=None, lp_protocol: str = 'adamw', lp_backend: str = 'torch') -> 'pd.DataFrame':
+def micro_quality(root=None, lp_protocol: str = 'adamw', lp_backend: str = 'torch') -> pd.DataFrame:
     "ZS and LP test accuracy (%) of the shipped micro-CLIP on every micro task."
     import pandas as pd
     from ldifs_nb.data import MICRO_DATASETS

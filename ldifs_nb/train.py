@@ -17,7 +17,7 @@ import torch.nn as nn
 import torch.distributed as dist
 import open_clip
 
-from .core import check_name, resolve_device, seed_everything, write_json, read_json, as_list, progress, progress_for
+from .core import check_name, resolve_device, seed_everything, write_json, read_json, as_list, progress, progress_for, cosine_lr
 from .core import MissingDataError, CorruptFileError, check_writable_dir, fault_point, rank_part
 from .data import get_dataset, load_split, open_source, default_root, cache_key, DATASETS, STORE_LAYOUT, eval_batch, train_batch
 from .models import load_clip, zeroshot_head, ImageClassifier, image_size_of, norm_stats, needs_quick_gelu, activation_of, MICRO_CLIP
@@ -29,14 +29,14 @@ from .runs import (run_dir, sequence_dir, config_dict, versions, write_manifest,
 
 
 # %% auto #0
-__all__ = ['ANCHORS', 'resolve_config', 'cosine_lr', 'steps_per_epoch', 'batch_indices', 'total_steps', 'Prepared',
-           'trainable_parameters', 'build_model', 'check_datasets', 'forward_module', 'wrap_ddp', 'micro_batches',
-           'set_grad_checkpointing', 'check_places', 'check_pretrained', 'prechecks', 'Checkpointer', 'train_step',
-           'train_loop', 'finetune', 'finetune_sequence', 'FinetuneConfig', 'PAPER_DEFAULTS', 'MICRO_DEFAULTS']
+__all__ = ['ANCHORS', 'resolve_config', 'steps_per_epoch', 'batch_indices', 'total_steps', 'Prepared', 'trainable_parameters',
+           'build_model', 'check_datasets', 'forward_module', 'wrap_ddp', 'micro_batches', 'set_grad_checkpointing',
+           'check_places', 'check_pretrained', 'prechecks', 'Checkpointer', 'train_step', 'train_loop', 'finetune',
+           'finetune_sequence', 'FinetuneConfig', 'PAPER_DEFAULTS', 'MICRO_DEFAULTS']
 
 # %% ../nbs/09_train.ipynb #c0f1a2b4
 from .config import (FinetuneConfig, PAPER_DEFAULTS, PAPER_MODEL, MICRO_DEFAULTS, VALUE_FIELDS, PRECISIONS, NORMS,  # noqa: F401
-                             LP_PROTOCOLS, LP_BACKENDS, ANCHOR_NAMES, check_values)   # the config's torch-free home (see config)
+                             LP_PROTOCOLS, LP_BACKENDS, ANCHOR_NAMES, check_values, default_pretrained)   # the config's torch-free home (see config)
 _all_ = ['FinetuneConfig', 'PAPER_DEFAULTS', 'MICRO_DEFAULTS']
 
 
@@ -60,8 +60,7 @@ def resolve_config(cfg: FinetuneConfig | None = None, **overrides) -> FinetuneCo
     d = MICRO_DEFAULTS if spec.kind == 'micro' else PAPER_DEFAULTS
     model = cfg.model if cfg.model != 'auto' else (MICRO_CLIP if spec.kind == 'micro' else PAPER_MODEL)
     check_name(model, open_clip.list_models(), 'model')
-    pretrained = cfg.pretrained
-    if pretrained == 'auto': pretrained = None if model == MICRO_CLIP else 'openai'
+    pretrained = default_pretrained(model, cfg.pretrained)
     quick_gelu = needs_quick_gelu(model, pretrained, cfg.quick_gelu)
     try: fr = tuple(float(f) for f in as_list(cfg.ckpt_fractions))
     except (TypeError, ValueError): raise ValueError(f"ckpt_fractions must be numbers in [0, 1], got {cfg.ckpt_fractions!r}") from None
@@ -88,12 +87,6 @@ def resolve_config(cfg: FinetuneConfig | None = None, **overrides) -> FinetuneCo
         ckpt_fractions=tuple(sorted(set(fr) | {1.0})), eval_datasets=evals, device=str(dev))
 
 # %% ../nbs/09_train.ipynb #6c1bec88
-def cosine_lr(step: int, base_lr: float, warmup: int, total: int) -> float:
-    "Learning rate at `step`: linear warm-up over `warmup` steps, then cosine decay to 0 at `total`."
-    if step < warmup: return base_lr * (step + 1) / warmup
-    e, es = step - warmup, max(total - warmup, 1)
-    return 0.5 * (1 + math.cos(math.pi * e / es)) * base_lr
-
 def steps_per_epoch(n: int, batch_size: int) -> int:
     "Batches in one pass over `n` examples, the last partial one included (a DataLoader without `drop_last`)."
     return max(math.ceil(n / batch_size), 1)
