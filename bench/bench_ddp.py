@@ -9,7 +9,7 @@ of each, their ratio, and how far the two models' weights are apart at the end.
     torchrun --standalone --nproc-per-node 2 bench/bench_ddp.py                      # ViT-B/32 (random init), CE, batch 8
     torchrun --standalone --nproc-per-node 2 bench/bench_ddp.py --method zs-init-ldifs
 """
-import argparse, contextlib, copy, os, statistics, time
+import argparse, copy, os, statistics, time
 
 import torch
 import torch.distributed as dist

@@ -11,16 +11,18 @@ the chosen lrs, the accuracies, the probes' FLOP count and achieved FLOP/s, and 
 import argparse, copy, math, os, shutil, tempfile, time
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ldifs_nb.data import load_split, default_root, get_dataset, xval_indices
 from ldifs_nb.models import load_clip
 from ldifs_nb.losses import get_method
-from ldifs_nb.evaluate import (embed, linear_probes, accuracy_scores, _threads_for, _linear_init, _first_best, _probe_groups,
-                               LP_LRS, LP_STEPS)
-from ldifs_nb.train import resolve_config, finetune, evaluate_run, checkpoint_states, split_state, read_manifest, _resolved
+from ldifs_nb.evaluate import embed
+from ldifs_nb.probe import (linear_probes, accuracy_scores, _threads_for, _linear_init, _first_best, _probe_groups,
+                            LP_LRS, LP_STEPS)
+from ldifs_nb.train import resolve_config, finetune
+from ldifs_nb.runs import checkpoint_states, split_state, read_manifest, run_config
+from ldifs_nb.experiment import evaluate_run
 
 
 # ---- the previous probe, minimal copy (as of commit 09b3921): one dataset at a time, logits [N, G·K], softmax over the [N·G, K] view
@@ -93,7 +95,7 @@ def main(a):
     else:
         cfg = resolve_config(dataset='micro-position', out_dir=str(tmp/'runs'), data_root=str(src), device='cpu')
         t0 = time.perf_counter(); rd0 = finetune(cfg); print(f"trained the default run in {time.perf_counter() - t0:.1f} s")
-    man = read_manifest(rd0); cfg = _resolved(man)
+    man = read_manifest(rd0); cfg = run_config(man)
     names = list(cfg.eval_datasets)
     for n in names:
         for s in ('train', 'test'): load_split(n, s, src, 32)               # images prepared before any timing

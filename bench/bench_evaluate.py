@@ -8,7 +8,7 @@ autocast moves the ZS/LP accuracies of the micro suite against fp32 (`--precisio
     python bench/bench_evaluate.py --steps 24 --ckpts 0,0.5,1 --datasets micro-position,micro-shape   # a shorter run, extrapolated
     python bench/bench_evaluate.py --precision     # fp32 vs bf16: accuracies and embedding time on the micro suite
 """
-import argparse, copy, math, shutil, tempfile, time
+import argparse, copy, shutil, tempfile, time
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +22,9 @@ from ldifs_nb.features import tap_features
 from ldifs_nb.losses import ldifs_distance, get_method
 from ldifs_nb.evaluate import (evaluate_checkpoint, zeroshot_accuracy, linear_probe, param_distance, dataset_head,
                                model_fingerprint, accuracies, fd_rows)
-from ldifs_nb.train import resolve_config, finetune, evaluate_run, checkpoint_states, split_state
+from ldifs_nb.train import resolve_config, finetune
+from ldifs_nb.runs import checkpoint_states, split_state
+from ldifs_nb.experiment import evaluate_run
 
 
 # ---- the old path, minimal copy (as of commit 95f049b): every checkpoint re-runs itself AND the reference for the distance

@@ -7,7 +7,7 @@ generated and prepared, the reference's embeddings and taps made, as a new user'
     python bench/bench_micro_study.py --out /tmp/micro_study --results nbs/results/micro/results.csv   # also re-make the page's table
     python bench/bench_micro_study.py --out /tmp/micro_study --lambda-csv /tmp/lambda_micro-position.csv  # and the λ selection of micro-position
 """
-import argparse, os, shutil, sys, time
+import argparse, os, sys, time
 from pathlib import Path
 
 def main(a):

@@ -10,14 +10,14 @@
     python bench/bench_verify.py               # both parts (about 6 minutes on 2 idle cores)
     python bench/bench_verify.py --reps 1 --sizes 64,1024
 """
-import argparse, os, statistics, sys, tempfile, time
+import argparse, os, statistics, tempfile, time
 from pathlib import Path
 
 import numpy as np
 import torch
 
 import ldifs_nb.core as core
-from ldifs_nb.train import run_experiment
+from ldifs_nb.experiment import run_experiment
 
 
 def size_only(path, full_limit=core.FULL_HASH_BYTES):

@@ -14,7 +14,7 @@ skipped. The figures are printed, and written as JSON with `--json`.
     python bench/gpu_check.py --json gpu_check.json    # also keep the figures
     python bench/gpu_check.py --dry-run                # the same code paths on the CPU with tiny sizes (tests/test_gpu_check.py)
 """
-import argparse, contextlib, copy, json, os, shutil, subprocess, sys, tempfile, time, traceback
+import argparse, copy, json, os, shutil, subprocess, sys, tempfile, time, traceback
 from pathlib import Path
 
 DRY = dict(models=['micro-clip'], batch=4, steps=1, warmup=1, eval_images=48, allreduce_mb=1, run_steps=2)
@@ -187,7 +187,7 @@ def section_allreduce(a, out: dict):
 
 def section_run(a, dev, root: Path, out: dict):
     "4. a short LDIFS run on micro-shape, evaluated on the micro suite (dry run: on micro-shape only, one checkpoint)."
-    from ldifs_nb.train import run_experiment
+    from ldifs_nb.experiment import run_experiment
     kw = dict(eval_datasets=('micro-shape',), ckpt_fractions=(1.0,)) if a.dry_run else {}
     t0 = time.perf_counter()
     res = run_experiment('lp-init-ldifs', 'micro-shape', device=str(dev), steps=a.run_steps, out_dir=str(root/'runs'), data_root=str(root/'data'), **kw)

@@ -20,7 +20,9 @@ import pandas as pd
 import pytest
 import torch
 
-from ldifs_nb.train import load_state, read_json, evaluate_run
+from ldifs_nb.core import read_json
+from ldifs_nb.runs import load_state
+from ldifs_nb.experiment import evaluate_run
 
 COMMON = dict(dataset='micro-shape', steps=4, eval_datasets=('micro-shape',), device='cpu', lr=1e-3, warmup=1,
               ckpt_fractions=(0., .5, 1.))
@@ -130,7 +132,7 @@ from pathlib import Path
 from ldifs_nb.data import register_micro_task
 from ldifs_nb.world import MICRO_TASKS
 from ldifs_nb.models import load_clip
-from ldifs_nb.train import init_distributed
+from ldifs_nb.ranks import init_distributed
 from ldifs_nb.evaluate import evaluate_checkpoint, sharded_evaluation, eval_world
 torch.set_num_threads(1)
 root, tag = Path(sys.argv[1]), sys.argv[2]

@@ -312,7 +312,8 @@ def bad_files(tmp_path_factory):
 
 
 def _api_cases(f: Path, out: str):
-    from ldifs_nb.train import finetune, finetune_sequence, run_experiment
+    from ldifs_nb.train import finetune, finetune_sequence
+    from ldifs_nb.experiment import run_experiment
     from ldifs_nb.sweep import select_lambda, sweep
     base = dict(dataset='micro-shape', steps=4, eval_datasets='micro-shape', device='cpu', out_dir=out)
     ft = lambda **kw: (lambda: finetune(**(base | kw)))

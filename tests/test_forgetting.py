@@ -1,15 +1,14 @@
 "End-to-end: the forgetting report of a checkpoint against its base model, from the shell and from Python."
 import os, subprocess
-from pathlib import Path
 
 import pandas as pd
-import pytest
 import torch
 
 from ldifs_nb.core import RESULT_COLUMNS
 from ldifs_nb.forgetting import forgetting_report
 from ldifs_nb.models import load_clip
-from ldifs_nb.train import finetune, evaluate_run
+from ldifs_nb.train import finetune
+from ldifs_nb.experiment import evaluate_run
 
 from conftest import check_help_imports_no_torch
 

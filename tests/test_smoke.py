@@ -1,5 +1,5 @@
 "End-to-end: the README's smoke command, run as a user would (installs nothing)."
-import subprocess, sys, shutil
+import subprocess, shutil
 
 def test_smoke_command():
     exe = shutil.which('ldifs-smoke')
