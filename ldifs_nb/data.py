@@ -87,7 +87,7 @@ def default_root() -> Path:
     "Where raw data, prepared stores and embeddings live: `$LDIFS_DATA`, else `~/.cache/ldifs_nb`."
     return Path(os.environ.get('LDIFS_DATA') or Path.home()/'.cache'/'ldifs_nb')
 
-# %% ../nbs/02_data.ipynb #568b05ba
+# %% ../nbs/02_data.ipynb #23e22f35
 def data_file(name: str) -> dict:
     "A JSON data file of the package, `ldifs_nb/data_files/<name>.json`: class names, templates, subsets and their sources."
     f = resources.files('ldifs_nb')/'data_files'/f'{name}.json'
@@ -96,7 +96,7 @@ def data_file(name: str) -> dict:
         raise FileNotFoundError(f"No data file {name!r} in ldifs_nb/data_files/; there are: {', '.join(have)}")
     return json.loads(f.read_text())
 
-# %% ../nbs/02_data.ipynb #2f4b441b
+# %% ../nbs/02_data.ipynb #aa8614c1
 _PAPER = {n: data_file(n) for n in ('cars', 'cifar10', 'cifar100', 'dtd', 'eurosat', 'gtsrb', 'mnist', 'resisc45', 'svhn')}
 CARS_CLASSES, CARS_TEMPLATES = _PAPER['cars']['classnames'], _PAPER['cars']['templates']
 CIFAR10_CLASSES, CIFAR10_TEMPLATES = _PAPER['cifar10']['classnames'], _PAPER['cifar10']['templates']
@@ -109,7 +109,7 @@ RESISC45_CLASSES, RESISC45_TEMPLATES = _PAPER['resisc45']['classnames'], _PAPER[
 DIGITS, MNIST_TEMPLATES = _PAPER['mnist']['classnames'], _PAPER['mnist']['templates']
 SVHN_TEMPLATES = _PAPER['svhn']['templates']
 
-# %% ../nbs/02_data.ipynb #ddff6c00
+# %% ../nbs/02_data.ipynb #52d13c9e
 class _Remapped:
     "Samples of `ds` with labels remapped by class name (for readers that number only the classes they find)."
     def __init__(self, ds, lut: dict[int, int]): self.ds, self.lut = ds, lut
@@ -136,7 +136,7 @@ class TorchvisionSource:
 
     def __str__(self): return f"torchvision.datasets.{self.cls}"
 
-# %% ../nbs/02_data.ipynb #fa04ff08
+# %% ../nbs/02_data.ipynb #6a963d2b
 @dataclass
 class SeededSplit:
     "Cut an unsplit dataset by a seeded permutation: test = its first `n_test`, val = the next `n_val`, train = the rest."
@@ -158,7 +158,7 @@ class SeededSplit:
 
     def __str__(self): return f"{self.base} with a seeded split (seed {self.seed}: {self.n_test} test, {self.n_val} held out)"
 
-# %% ../nbs/02_data.ipynb #122b361e
+# %% ../nbs/02_data.ipynb #df043b94
 @dataclass
 class ImageFolderSource:
     "`<raw>/<folder>/<class>/<file>` images, split by the file names listed in `<raw>/<split_file>`."
@@ -178,7 +178,7 @@ class ImageFolderSource:
 
     def __str__(self): return f"image folder {self.folder}/<class>/ + {self.split_file}"
 
-# %% ../nbs/02_data.ipynb #778021b8
+# %% ../nbs/02_data.ipynb #8c132212
 @dataclass
 class MicroSource:
     "A micro task of `ldifs_nb.world`: `task.generate(split)` -> (uint8 images, labels)."
@@ -225,7 +225,7 @@ for _spec in [
     DatasetSpec('svhn', DIGITS, SVHN_TEMPLATES, 10, _tv('SVHN', {'split': 'train'}, {'split': 'test'}), _AUTO),
 ]: register_dataset(_spec)
 
-# %% ../nbs/02_data.ipynb #3cd1b9c2
+# %% ../nbs/02_data.ipynb #1591ae2c
 IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.ppm', '.bmp', '.webp')
 
 @dataclass
@@ -253,7 +253,7 @@ class ClassFolderSource:
 
     def __str__(self): return f"class folders {' or '.join(self.splits['test'])}/<class>/"
 
-# %% ../nbs/02_data.ipynb #c00a8f5b
+# %% ../nbs/02_data.ipynb #b8f78d39
 _INET, _SUN, _STL = data_file('imagenet'), data_file('sun397'), data_file('stl10')
 IMAGENET_CLASSES, IMAGENET_TEMPLATES, IMAGENET_WNIDS = _INET['classnames'], _INET['templates'], _INET['wnids']
 IMAGENET_SUBSETS: dict[str, list[int]] = _INET['subsets']   # 200-class subsets: ImageNet labels, ascending
@@ -308,7 +308,7 @@ for _spec in [
     _shift('imagenet-sketch', None, ClassFolderSource({'test': _here('sketch')}, IMAGENET_WNIDS), _SKETCH),
 ]: register_dataset(_spec)
 
-# %% ../nbs/02_data.ipynb #d27caf7e
+# %% ../nbs/02_data.ipynb #2f7a80a8
 def arrange_sun397(images: str | Path, partitions: str | Path, root: str | Path | None = None, fold: int = 1) -> Path:
     "Link SUN397's images (the unpacked `SUN397/`) into the released layout `<root>/raw/sun397/sun397/{train,val}/<folder>/` by partition `fold`."
     images, partitions = Path(images), Path(partitions)
@@ -343,7 +343,7 @@ MICRO_DATASETS = [n for n, s in DATASETS.items() if s.kind == 'micro']
 EXTRA_DATASETS = [n for n, s in DATASETS.items() if s.kind == 'extra']   # the released code's other datasets
 SHIFT_DATASETS = [n for n, s in DATASETS.items() if s.kind == 'shift']   # evaluation only: ImageNet's distribution shifts
 
-# %% ../nbs/02_data.ipynb #67797cf0
+# %% ../nbs/02_data.ipynb #bbd581b3
 STORE_LAYOUT = 2   # version of the store's layout: part of every store folder's name, so no other layout is misread
 
 def short_side_to(h: int, w: int, size: int) -> tuple[int, int]:
@@ -354,7 +354,7 @@ def capped_size(h: int, w: int, cap: int) -> tuple[int, int]:
     "(h, w) of an image in a store with short-side cap `cap` (0 = no cap): unchanged unless its short side exceeds `cap`."
     return short_side_to(h, w, cap) if cap and min(h, w) > cap else (h, w)
 
-# %% ../nbs/02_data.ipynb #ff698827
+# %% ../nbs/02_data.ipynb #5bfc462f
 def _rgb(img) -> Image.Image:
     if isinstance(img, (str, Path)):
         with Image.open(img) as im: return im.convert('RGB')
@@ -376,7 +376,7 @@ def resize_center_crop(img, size: int) -> np.ndarray:
         img = TF.center_crop(TF.resize(img, size, interpolation=InterpolationMode.BICUBIC), size)
     return np.asarray(img, dtype=np.uint8)
 
-# %% ../nbs/02_data.ipynb #6ed71663
+# %% ../nbs/02_data.ipynb #615d1bd2
 RAW_SPLITS = ('train', 'test')   # the splits every source has (a spec may add a held-out one: `DatasetSpec.raw_splits`)
 
 def cache_key(name: str) -> str:
@@ -396,7 +396,7 @@ def cache_dir(name: str, root: str | Path | None = None, image_size: int = 224, 
     c = resolve_cap(image_size, cap)
     return Path(root or default_root())/'cache'/cache_key(name)/f"store{STORE_LAYOUT}-{f'cap{c}' if c else 'native'}"
 
-# %% ../nbs/02_data.ipynb #35628dc5
+# %% ../nbs/02_data.ipynb #f5d6e770
 def _missing(spec: DatasetSpec, raw: Path, err: BaseException) -> MissingDataError:
     reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
     return MissingDataError(f"Dataset {spec.name!r} is not available: expected it under {raw} ({type(err).__name__}: {reason}).\n"
@@ -423,7 +423,7 @@ def open_source(name: str, split: str, root: str | Path | None = None, download:
     if out.getvalue(): print(out.getvalue(), end='')  # torchvision's download messages, only when it worked
     return samples
 
-# %% ../nbs/02_data.ipynb #10eee394
+# %% ../nbs/02_data.ipynb #22c7f2d0
 _HEADER = 128   # bytes of the .npy header of a 1-D uint8 array (numpy pads headers to a multiple of 64)
 
 def _write_pixels(images, n: int, path: Path) -> np.ndarray:
@@ -470,7 +470,7 @@ def _write_split(samples, folder: Path, split: str, cap: int, n_classes: int, wo
     return dict(count=len(labels), bytes=int((shapes[:, 0] * shapes[:, 1] * 3).sum()), capped=capped,
                 min_hw=shapes[:, :2].min(0).tolist() if len(labels) else None, max_hw=shapes[:, :2].max(0).tolist() if len(labels) else None)
 
-# %% ../nbs/02_data.ipynb #12e5bdd9
+# %% ../nbs/02_data.ipynb #2a293e5f
 STORE_FILES = ('pixels', 'shapes', 'labels')   # <split>_<file>.npy of a store
 
 def store_checksum(folder: str | Path, splits: Sequence[str]) -> str:
@@ -500,7 +500,7 @@ def prepare_dataset(name: str, root: str | Path | None = None, image_size: int =
                                      checksum=store_checksum(out, spec.raw_splits)))
     return out
 
-# %% ../nbs/02_data.ipynb #d0e637c8
+# %% ../nbs/02_data.ipynb #da631331
 SPLITS = ('train', 'test', 'train90', 'val10')
 
 def xval_indices(n: int, seed: int = 0, val_frac: float = 0.1, val_cap: int = 20000,
@@ -519,7 +519,7 @@ def probe_rows(spec: DatasetSpec, labels: np.ndarray) -> tuple[np.ndarray | None
     idx = np.flatnonzero(lut[labels] >= 0)
     return idx, lut[labels[idx]]
 
-# %% ../nbs/02_data.ipynb #57cd3310
+# %% ../nbs/02_data.ipynb #076ccabe
 class ImageStore:
     "Images of one split: flat uint8 pixels (memory-mapped) + per-image (h, w, offset, orig h, orig w); the rows `idx` of it."
     def __init__(self, pixels: np.ndarray, shapes: np.ndarray, idx: np.ndarray | None = None):
@@ -561,7 +561,7 @@ class ImageStore:
                              "array: index them one at a time, or use eval_batch / train_batch.")
         return np.asarray(np.stack([self._one(j) for j in self.idx]) if len(self) else np.zeros((0, 0, 0, 3), np.uint8), dtype=dtype)
 
-# %% ../nbs/02_data.ipynb #b3d00f4c
+# %% ../nbs/02_data.ipynb #7c2b9fc1
 @dataclass
 class ArrayDataset:
     "Images (an `ImageStore`) and int64 labels [N] of one split; `rows` of the stored split `source_split` (None = all)."
@@ -604,7 +604,7 @@ def load_split(name: str, split: str, root: str | Path | None = None, image_size
     idx = xval_indices(len(labels))[part]
     return ArrayDataset(ims.subset(idx), labels[idx], name, split, base, idx)
 
-# %% ../nbs/02_data.ipynb #fcaa27e3
+# %% ../nbs/02_data.ipynb #1146fd33
 def normalise(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
     "uint8 images [N, 3, H, W] (any strides, any device) → float (x/255 − mean)/std, contiguous, on the same device."
     mean, std = torch.tensor(mean, device=x.device).view(1, 3, 1, 1), torch.tensor(std, device=x.device).view(1, 3, 1, 1)
@@ -617,7 +617,7 @@ def images_to_tensor(images, mean: Sequence[float], std: Sequence[float], device
     x = torch.from_numpy(np.array(images, dtype=np.uint8)).to(device or 'cpu').permute(0, 3, 1, 2)
     return normalise(x, mean, std)
 
-# %% ../nbs/02_data.ipynb #11988659
+# %% ../nbs/02_data.ipynb #3d707a92
 def _store(ds) -> ImageStore:
     return ds.images if isinstance(ds, ArrayDataset) else ds
 
@@ -640,7 +640,7 @@ def _to_device(images, device) -> torch.Tensor:
     a = images if isinstance(images, np.ndarray) else np.stack(images)
     return torch.from_numpy(np.ascontiguousarray(a, dtype=np.uint8)).to(device).permute(0, 3, 1, 2)
 
-# %% ../nbs/02_data.ipynb #db0f9c93
+# %% ../nbs/02_data.ipynb #cb4c9d87
 def eval_batch(ds, idx, size: int, mean: Sequence[float], std: Sequence[float], device=None,
                uint8_kernel: bool | None = None) -> torch.Tensor:
     "open_clip's eval transform (short side → `size` bicubic, centre crop) of images `idx` → normalised float [B, 3, size, size]."
@@ -655,7 +655,7 @@ def eval_batch(ds, idx, size: int, mean: Sequence[float], std: Sequence[float], 
         out[torch.as_tensor(pos, device=dev)] = x[:, :, top:top + size, left:left + size]
     return normalise(out, mean, std)
 
-# %% ../nbs/02_data.ipynb #2abd1860
+# %% ../nbs/02_data.ipynb #b556ca7b
 def crop_seed(seed: int, step: int) -> int:
     "Seed of the crop generator of training step `step` of a run seeded `seed` (a stream of its own)."
     return int(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, int(step), 0x52524321]).generate_state(1)[0])
@@ -682,7 +682,7 @@ def crop_boxes(hw: np.ndarray, seed: int, step: int, scale=(0.9, 1.0), ratio=(3 
     g = torch.Generator().manual_seed(crop_seed(seed, step))
     return np.array([crop_box(int(h), int(w), g, scale, ratio) for h, w in np.asarray(hw).reshape(-1, 2)], np.int64).reshape(-1, 4)
 
-# %% ../nbs/02_data.ipynb #3c7c731c
+# %% ../nbs/02_data.ipynb #7f52b261
 def train_batch(ds, idx, size: int, mean: Sequence[float], std: Sequence[float], device=None, seed: int = 0, step: int = 0,
                 scale=(0.9, 1.0), ratio=(3 / 4, 4 / 3), uint8_kernel: bool | None = None, rows: slice | None = None) -> torch.Tensor:
     "open_clip's training transform (RandomResizedCrop, bicubic) of images `idx` (only `rows` of them), crops fixed by (seed, step) → normalised float [B, 3, size, size]."
