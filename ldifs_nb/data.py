@@ -604,7 +604,7 @@ def load_split(name: str, split: str, root: str | Path | None = None, image_size
     idx = xval_indices(len(labels))[part]
     return ArrayDataset(ims.subset(idx), labels[idx], name, split, base, idx)
 
-# %% ../nbs/02_data.ipynb #1146fd33
+# %% ../nbs/02_data.ipynb #078ecfff
 def normalise(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
     "uint8 images [N, 3, H, W] (any strides, any device) → float (x/255 − mean)/std, contiguous, on the same device."
     mean, std = torch.tensor(mean, device=x.device).view(1, 3, 1, 1), torch.tensor(std, device=x.device).view(1, 3, 1, 1)
@@ -617,7 +617,7 @@ def images_to_tensor(images, mean: Sequence[float], std: Sequence[float], device
     x = torch.from_numpy(np.array(images, dtype=np.uint8)).to(device or 'cpu').permute(0, 3, 1, 2)
     return normalise(x, mean, std)
 
-# %% ../nbs/02_data.ipynb #3d707a92
+# %% ../nbs/02_data.ipynb #e53b232c
 def _store(ds) -> ImageStore:
     return ds.images if isinstance(ds, ArrayDataset) else ds
 
@@ -640,7 +640,7 @@ def _to_device(images, device) -> torch.Tensor:
     a = images if isinstance(images, np.ndarray) else np.stack(images)
     return torch.from_numpy(np.ascontiguousarray(a, dtype=np.uint8)).to(device).permute(0, 3, 1, 2)
 
-# %% ../nbs/02_data.ipynb #cb4c9d87
+# %% ../nbs/02_data.ipynb #5108fe43
 def eval_batch(ds, idx, size: int, mean: Sequence[float], std: Sequence[float], device=None,
                uint8_kernel: bool | None = None) -> torch.Tensor:
     "open_clip's eval transform (short side → `size` bicubic, centre crop) of images `idx` → normalised float [B, 3, size, size]."
@@ -655,7 +655,7 @@ def eval_batch(ds, idx, size: int, mean: Sequence[float], std: Sequence[float], 
         out[torch.as_tensor(pos, device=dev)] = x[:, :, top:top + size, left:left + size]
     return normalise(out, mean, std)
 
-# %% ../nbs/02_data.ipynb #b556ca7b
+# %% ../nbs/02_data.ipynb #adf71633
 def crop_seed(seed: int, step: int) -> int:
     "Seed of the crop generator of training step `step` of a run seeded `seed` (a stream of its own)."
     return int(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, int(step), 0x52524321]).generate_state(1)[0])
@@ -682,7 +682,7 @@ def crop_boxes(hw: np.ndarray, seed: int, step: int, scale=(0.9, 1.0), ratio=(3 
     g = torch.Generator().manual_seed(crop_seed(seed, step))
     return np.array([crop_box(int(h), int(w), g, scale, ratio) for h, w in np.asarray(hw).reshape(-1, 2)], np.int64).reshape(-1, 4)
 
-# %% ../nbs/02_data.ipynb #7f52b261
+# %% ../nbs/02_data.ipynb #0c0e456b
 def train_batch(ds, idx, size: int, mean: Sequence[float], std: Sequence[float], device=None, seed: int = 0, step: int = 0,
                 scale=(0.9, 1.0), ratio=(3 / 4, 4 / 3), uint8_kernel: bool | None = None, rows: slice | None = None) -> torch.Tensor:
     "open_clip's training transform (RandomResizedCrop, bicubic) of images `idx` (only `rows` of them), crops fixed by (seed, step) → normalised float [B, 3, size, size]."
