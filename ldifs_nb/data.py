@@ -308,7 +308,7 @@ for _spec in [
     _shift('imagenet-sketch', None, ClassFolderSource({'test': _here('sketch')}, IMAGENET_WNIDS), _SKETCH),
 ]: register_dataset(_spec)
 
-# %% ../nbs/02_data.ipynb #2f7a80a8
+# %% ../nbs/02_data.ipynb #b05cabc3
 def arrange_sun397(images: str | Path, partitions: str | Path, root: str | Path | None = None, fold: int = 1) -> Path:
     "Link SUN397's images (the unpacked `SUN397/`) into the released layout `<root>/raw/sun397/sun397/{train,val}/<folder>/` by partition `fold`."
     images, partitions = Path(images), Path(partitions)
