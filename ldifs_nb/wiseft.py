@@ -143,7 +143,7 @@ def wiseft_run(rd: str | Path, alphas: Sequence[float] = ALPHAS, out_dir: str | 
         save_csv(out/'wiseft.csv', res)
     return res[res['alpha'].isin(alphas)].reset_index(drop=True)
 
-# %% ../nbs/18_wiseft.ipynb #0c6793cd
+# %% ../nbs/18_wiseft.ipynb #b2d164d3
 WISEFT_TABLE_COLUMNS = ['task', 'method', 'alpha', 'mean_delta_zs', 'mean_delta_lp', 'task_clf_top1', 'mean_zs_ece', 'mean_lp_ece', 'task_clf_ece']
 
 def wiseft_table(results: pd.DataFrame) -> pd.DataFrame:
@@ -152,7 +152,7 @@ def wiseft_table(results: pd.DataFrame) -> pd.DataFrame:
     t = pd.concat([forgetting_table(g).assign(alpha=a) for a, g in results.groupby('alpha')], ignore_index=True)
     return t[WISEFT_TABLE_COLUMNS].sort_values(['task', 'method', 'alpha'], ignore_index=True)
 
-# %% ../nbs/18_wiseft.ipynb #32e5ddd6
+# %% ../nbs/18_wiseft.ipynb #1f9b7b9b
 _X = {'mean_delta_lp': 'mean Δ_LP on the other datasets (points)', 'mean_delta_zs': 'mean Δ_ZS on the other datasets (points)'}
 
 def plot_wiseft(results: pd.DataFrame, tasks: Sequence[str] | None = None, title: str | None = None,
@@ -182,7 +182,7 @@ def plot_wiseft(results: pd.DataFrame, tasks: Sequence[str] | None = None, title
                           "is forgetting); y: the method's own classifier on the fine-tuning task's test split.")
     return finish_figure(fig, title or "Task accuracy against forgetting along the WiSE-FT interpolation", caption)
 
-# %% ../nbs/18_wiseft.ipynb #e5c73466
+# %% ../nbs/18_wiseft.ipynb #607a55f0
 def pareto_points(table: pd.DataFrame, x: str = 'mean_delta_lp', y: str = 'task_clf_top1') -> pd.DataFrame:
     "Per task, the (method, α) rows of a `wiseft_table` no other row beats: none with y ≥ and x ≥ (less forgetting), one of them >."
     keep = []
@@ -193,7 +193,7 @@ def pareto_points(table: pd.DataFrame, x: str = 'mean_delta_lp', y: str = 'task_
             if not beaten.any(): keep.append(idx)
     return table.loc[keep].sort_values(['task', x, 'method', 'alpha'], ignore_index=True)
 
-# %% ../nbs/18_wiseft.ipynb #c64868eb
+# %% ../nbs/18_wiseft.ipynb #256a39d7
 def frontier_gain(table: pd.DataFrame, method: str, other: str, x: str = 'mean_delta_lp', y: str = 'task_clf_top1') -> pd.DataFrame:
     "Per task and α of `other`: `method`'s best y among its points with x ≥ `other`'s (forgetting no more), minus `other`'s y."
     rows = []
@@ -211,7 +211,7 @@ def dominates(table: pd.DataFrame, method: str, other: str, x: str = 'mean_delta
     g = frontier_gain(table, method, other, x, y)
     return g.groupby('task')['gain'].apply(lambda s: bool((s >= 0).all()) and not s.isna().any())
 
-# %% ../nbs/18_wiseft.ipynb #573edf88
+# %% ../nbs/18_wiseft.ipynb #113e8915
 _SUMMARY = {'task_clf_top1': 'task acc. (%)', 'mean_delta_lp': 'mean Δ_LP', 'mean_delta_zs': 'mean Δ_ZS',
             'task_clf_ece': 'task ECE (%)', 'mean_lp_ece': 'mean LP ECE (%)', 'mean_zs_ece': 'mean ZS ECE (%)'}
 
@@ -224,7 +224,7 @@ def summary_markdown(table: pd.DataFrame) -> str:
         '\n\nΔ in points against the pre-trained model, mean over the evaluated datasets other than the task' + \
         ('; ECE (15 bins): ZS and LP mean over the other datasets, the classifier\'s on the task.\n' if ece else '.\n')
 
-# %% ../nbs/18_wiseft.ipynb #2397a862
+# %% ../nbs/18_wiseft.ipynb #cfdce5f6
 def wiseft(runs: Sequence[str | Path] | str | Path, alphas: Sequence[float] = ALPHAS, out_dir: str | Path = 'wiseft',
            device: str = 'auto', data_root: str | None = None, precision: str = 'auto', keep_checkpoints: bool = False) -> pd.DataFrame:
     "WiSE-FT of every finished run folder in `runs` at every α; writes `wiseft.csv`, `summary.md` and `wiseft.png` into `out_dir`."
