@@ -9,9 +9,9 @@ from __future__ import annotations
 import contextlib, hashlib, io, json, math, os, shutil, warnings
 from importlib import resources
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -22,21 +22,21 @@ from .core import (MissingDataError, check_name, atomic_path, write_json, read_j
                    record_check, CorruptFileError, check_path)
 
 # %% auto #0
-__all__ = ['DATASET_KINDS', 'DATASETS', 'CARS_CLASSES', 'CIFAR10_CLASSES', 'CIFAR100_CLASSES', 'DTD_CLASSES', 'EUROSAT_CLASSES',
-           'GTSRB_CLASSES', 'RESISC45_CLASSES', 'CARS_TEMPLATES', 'CIFAR10_TEMPLATES', 'DTD_TEMPLATES',
-           'EUROSAT_TEMPLATES', 'GTSRB_TEMPLATES', 'MNIST_TEMPLATES', 'RESISC45_TEMPLATES', 'CIFAR100_TEMPLATES',
-           'DIGITS', 'SVHN_TEMPLATES', 'EUROSAT_FOLDERS', 'IMAGE_EXTS', 'IMAGENET_CLASSES', 'IMAGENET_TEMPLATES',
-           'IMAGENET_WNIDS', 'IMAGENET_SUBSETS', 'SUN397_FOLDERS', 'SUN397_TEMPLATES', 'SUN397_CLASSES',
-           'STL10_CLASSES', 'STL10_TEMPLATES', 'MICRO_VERSION', 'PAPER_DATASETS', 'MICRO_DATASETS', 'EXTRA_DATASETS',
-           'SHIFT_DATASETS', 'STORE_LAYOUT', 'RAW_SPLITS', 'STORE_FILES', 'SPLITS', 'DatasetSpec', 'register_dataset',
-           'get_dataset', 'default_root', 'TorchvisionSource', 'SeededSplit', 'ImageFolderSource', 'MicroSource',
-           'data_file', 'ClassFolderSource', 'arrange_sun397', 'register_micro_task', 'short_side_to', 'capped_size',
-           'cap_image', 'resize_center_crop', 'cache_key', 'resolve_cap', 'cache_dir', 'open_source', 'store_checksum',
-           'prepare_dataset', 'xval_indices', 'probe_rows', 'RowView', 'ImageStore', 'ArrayDataset', 'load_split',
-           'normalise', 'images_to_tensor', 'resize_uint8', 'eval_batch', 'crop_seed', 'crop_box', 'crop_boxes',
-           'train_batch']
+__all__ = ['DATASET_KINDS', 'DATASETS', 'CARS_CLASSES', 'CARS_TEMPLATES', 'CIFAR10_CLASSES', 'CIFAR10_TEMPLATES',
+           'CIFAR100_CLASSES', 'CIFAR100_TEMPLATES', 'DTD_CLASSES', 'DTD_TEMPLATES', 'EUROSAT_CLASSES',
+           'EUROSAT_TEMPLATES', 'EUROSAT_FOLDERS', 'GTSRB_CLASSES', 'GTSRB_TEMPLATES', 'RESISC45_CLASSES',
+           'RESISC45_TEMPLATES', 'DIGITS', 'MNIST_TEMPLATES', 'SVHN_TEMPLATES', 'IMAGE_EXTS', 'IMAGENET_CLASSES',
+           'IMAGENET_TEMPLATES', 'IMAGENET_WNIDS', 'IMAGENET_SUBSETS', 'SUN397_FOLDERS', 'SUN397_TEMPLATES',
+           'SUN397_CLASSES', 'STL10_CLASSES', 'STL10_TEMPLATES', 'MICRO_VERSION', 'PAPER_DATASETS', 'MICRO_DATASETS',
+           'EXTRA_DATASETS', 'SHIFT_DATASETS', 'STORE_LAYOUT', 'RAW_SPLITS', 'STORE_FILES', 'SPLITS', 'DatasetSpec',
+           'register_dataset', 'get_dataset', 'default_root', 'data_file', 'TorchvisionSource', 'SeededSplit',
+           'ImageFolderSource', 'MicroSource', 'ClassFolderSource', 'arrange_sun397', 'register_micro_task',
+           'short_side_to', 'capped_size', 'cap_image', 'resize_center_crop', 'cache_key', 'resolve_cap', 'cache_dir',
+           'open_source', 'store_checksum', 'prepare_dataset', 'xval_indices', 'probe_rows', 'ImageStore',
+           'ArrayDataset', 'load_split', 'normalise', 'images_to_tensor', 'resize_uint8', 'eval_batch', 'crop_seed',
+           'crop_box', 'crop_boxes', 'train_batch']
 
-# %% ../nbs/02_data.ipynb #0235c275
+# %% ../nbs/02_data.ipynb #69c61304
 DATASET_KINDS = ('paper', 'extra', 'shift', 'micro')
 
 @dataclass
@@ -70,6 +70,7 @@ class DatasetSpec:
         if self.train_from: return ('test',)
         return ('train', 'test') + ((self.heldout,) if self.heldout else ())
 
+# %% ../nbs/02_data.ipynb #5917c55a
 DATASETS: dict[str, DatasetSpec] = {}
 
 def register_dataset(spec: DatasetSpec) -> DatasetSpec:
@@ -81,168 +82,34 @@ def get_dataset(name: str) -> DatasetSpec:
     "The registered dataset `name`; an unknown name raises a ValueError listing the valid ones."
     return DATASETS[check_name(name, DATASETS, 'dataset')]
 
+# %% ../nbs/02_data.ipynb #5219ee30
 def default_root() -> Path:
     "Where raw data, prepared stores and embeddings live: `$LDIFS_DATA`, else `~/.cache/ldifs_nb`."
     return Path(os.environ.get('LDIFS_DATA') or Path.home()/'.cache'/'ldifs_nb')
 
-# %% ../nbs/02_data.ipynb #385f037a
-CARS_CLASSES = [
-    'AM General Hummer SUV 2000', 'Acura RL Sedan 2012', 'Acura TL Sedan 2012', 'Acura TL Type-S 2008',
-    'Acura TSX Sedan 2012', 'Acura Integra Type R 2001', 'Acura ZDX Hatchback 2012',
-    'Aston Martin V8 Vantage Convertible 2012', 'Aston Martin V8 Vantage Coupe 2012',
-    'Aston Martin Virage Convertible 2012', 'Aston Martin Virage Coupe 2012', 'Audi RS 4 Convertible 2008',
-    'Audi A5 Coupe 2012', 'Audi TTS Coupe 2012', 'Audi R8 Coupe 2012', 'Audi V8 Sedan 1994', 'Audi 100 Sedan 1994',
-    'Audi 100 Wagon 1994', 'Audi TT Hatchback 2011', 'Audi S6 Sedan 2011', 'Audi S5 Convertible 2012',
-    'Audi S5 Coupe 2012', 'Audi S4 Sedan 2012', 'Audi S4 Sedan 2007', 'Audi TT RS Coupe 2012',
-    'BMW ActiveHybrid 5 Sedan 2012', 'BMW 1 Series Convertible 2012', 'BMW 1 Series Coupe 2012',
-    'BMW 3 Series Sedan 2012', 'BMW 3 Series Wagon 2012', 'BMW 6 Series Convertible 2007', 'BMW X5 SUV 2007',
-    'BMW X6 SUV 2012', 'BMW M3 Coupe 2012', 'BMW M5 Sedan 2010', 'BMW M6 Convertible 2010', 'BMW X3 SUV 2012',
-    'BMW Z4 Convertible 2012', 'Bentley Continental Supersports Conv. Convertible 2012', 'Bentley Arnage Sedan 2009',
-    'Bentley Mulsanne Sedan 2011', 'Bentley Continental GT Coupe 2012', 'Bentley Continental GT Coupe 2007',
-    'Bentley Continental Flying Spur Sedan 2007', 'Bugatti Veyron 16.4 Convertible 2009',
-    'Bugatti Veyron 16.4 Coupe 2009', 'Buick Regal GS 2012', 'Buick Rainier SUV 2007', 'Buick Verano Sedan 2012',
-    'Buick Enclave SUV 2012', 'Cadillac CTS-V Sedan 2012', 'Cadillac SRX SUV 2012',
-    'Cadillac Escalade EXT Crew Cab 2007', 'Chevrolet Silverado 1500 Hybrid Crew Cab 2012',
-    'Chevrolet Corvette Convertible 2012', 'Chevrolet Corvette ZR1 2012',
-    'Chevrolet Corvette Ron Fellows Edition Z06 2007', 'Chevrolet Traverse SUV 2012',
-    'Chevrolet Camaro Convertible 2012', 'Chevrolet HHR SS 2010', 'Chevrolet Impala Sedan 2007',
-    'Chevrolet Tahoe Hybrid SUV 2012', 'Chevrolet Sonic Sedan 2012', 'Chevrolet Express Cargo Van 2007',
-    'Chevrolet Avalanche Crew Cab 2012', 'Chevrolet Cobalt SS 2010', 'Chevrolet Malibu Hybrid Sedan 2010',
-    'Chevrolet TrailBlazer SS 2009', 'Chevrolet Silverado 2500HD Regular Cab 2012',
-    'Chevrolet Silverado 1500 Classic Extended Cab 2007', 'Chevrolet Express Van 2007',
-    'Chevrolet Monte Carlo Coupe 2007', 'Chevrolet Malibu Sedan 2007', 'Chevrolet Silverado 1500 Extended Cab 2012',
-    'Chevrolet Silverado 1500 Regular Cab 2012', 'Chrysler Aspen SUV 2009', 'Chrysler Sebring Convertible 2010',
-    'Chrysler Town and Country Minivan 2012', 'Chrysler 300 SRT-8 2010', 'Chrysler Crossfire Convertible 2008',
-    'Chrysler PT Cruiser Convertible 2008', 'Daewoo Nubira Wagon 2002', 'Dodge Caliber Wagon 2012',
-    'Dodge Caliber Wagon 2007', 'Dodge Caravan Minivan 1997', 'Dodge Ram Pickup 3500 Crew Cab 2010',
-    'Dodge Ram Pickup 3500 Quad Cab 2009', 'Dodge Sprinter Cargo Van 2009', 'Dodge Journey SUV 2012',
-    'Dodge Dakota Crew Cab 2010', 'Dodge Dakota Club Cab 2007', 'Dodge Magnum Wagon 2008',
-    'Dodge Challenger SRT8 2011', 'Dodge Durango SUV 2012', 'Dodge Durango SUV 2007', 'Dodge Charger Sedan 2012',
-    'Dodge Charger SRT-8 2009', 'Eagle Talon Hatchback 1998', 'FIAT 500 Abarth 2012', 'FIAT 500 Convertible 2012',
-    'Ferrari FF Coupe 2012', 'Ferrari California Convertible 2012', 'Ferrari 458 Italia Convertible 2012',
-    'Ferrari 458 Italia Coupe 2012', 'Fisker Karma Sedan 2012', 'Ford F-450 Super Duty Crew Cab 2012',
-    'Ford Mustang Convertible 2007', 'Ford Freestar Minivan 2007', 'Ford Expedition EL SUV 2009',
-    'Ford Edge SUV 2012', 'Ford Ranger SuperCab 2011', 'Ford GT Coupe 2006', 'Ford F-150 Regular Cab 2012',
-    'Ford F-150 Regular Cab 2007', 'Ford Focus Sedan 2007', 'Ford E-Series Wagon Van 2012', 'Ford Fiesta Sedan 2012',
-    'GMC Terrain SUV 2012', 'GMC Savana Van 2012', 'GMC Yukon Hybrid SUV 2012', 'GMC Acadia SUV 2012',
-    'GMC Canyon Extended Cab 2012', 'Geo Metro Convertible 1993', 'HUMMER H3T Crew Cab 2010',
-    'HUMMER H2 SUT Crew Cab 2009', 'Honda Odyssey Minivan 2012', 'Honda Odyssey Minivan 2007',
-    'Honda Accord Coupe 2012', 'Honda Accord Sedan 2012', 'Hyundai Veloster Hatchback 2012',
-    'Hyundai Santa Fe SUV 2012', 'Hyundai Tucson SUV 2012', 'Hyundai Veracruz SUV 2012',
-    'Hyundai Sonata Hybrid Sedan 2012', 'Hyundai Elantra Sedan 2007', 'Hyundai Accent Sedan 2012',
-    'Hyundai Genesis Sedan 2012', 'Hyundai Sonata Sedan 2012', 'Hyundai Elantra Touring Hatchback 2012',
-    'Hyundai Azera Sedan 2012', 'Infiniti G Coupe IPL 2012', 'Infiniti QX56 SUV 2011', 'Isuzu Ascender SUV 2008',
-    'Jaguar XK XKR 2012', 'Jeep Patriot SUV 2012', 'Jeep Wrangler SUV 2012', 'Jeep Liberty SUV 2012',
-    'Jeep Grand Cherokee SUV 2012', 'Jeep Compass SUV 2012', 'Lamborghini Reventon Coupe 2008',
-    'Lamborghini Aventador Coupe 2012', 'Lamborghini Gallardo LP 570-4 Superleggera 2012',
-    'Lamborghini Diablo Coupe 2001', 'Land Rover Range Rover SUV 2012', 'Land Rover LR2 SUV 2012',
-    'Lincoln Town Car Sedan 2011', 'MINI Cooper Roadster Convertible 2012', 'Maybach Landaulet Convertible 2012',
-    'Mazda Tribute SUV 2011', 'McLaren MP4-12C Coupe 2012', 'Mercedes-Benz 300-Class Convertible 1993',
-    'Mercedes-Benz C-Class Sedan 2012', 'Mercedes-Benz SL-Class Coupe 2009', 'Mercedes-Benz E-Class Sedan 2012',
-    'Mercedes-Benz S-Class Sedan 2012', 'Mercedes-Benz Sprinter Van 2012', 'Mitsubishi Lancer Sedan 2012',
-    'Nissan Leaf Hatchback 2012', 'Nissan NV Passenger Van 2012', 'Nissan Juke Hatchback 2012',
-    'Nissan 240SX Coupe 1998', 'Plymouth Neon Coupe 1999', 'Porsche Panamera Sedan 2012',
-    'Ram C/V Cargo Van Minivan 2012', 'Rolls-Royce Phantom Drophead Coupe Convertible 2012',
-    'Rolls-Royce Ghost Sedan 2012', 'Rolls-Royce Phantom Sedan 2012', 'Scion xD Hatchback 2012',
-    'Spyker C8 Convertible 2009', 'Spyker C8 Coupe 2009', 'Suzuki Aerio Sedan 2007', 'Suzuki Kizashi Sedan 2012',
-    'Suzuki SX4 Hatchback 2012', 'Suzuki SX4 Sedan 2012', 'Tesla Model S Sedan 2012', 'Toyota Sequoia SUV 2012',
-    'Toyota Camry Sedan 2012', 'Toyota Corolla Sedan 2012', 'Toyota 4Runner SUV 2012',
-    'Volkswagen Golf Hatchback 2012', 'Volkswagen Golf Hatchback 1991', 'Volkswagen Beetle Hatchback 2012',
-    'Volvo C30 Hatchback 2012', 'Volvo 240 Sedan 1993', 'Volvo XC90 SUV 2007', 'smart fortwo Convertible 2012']
-CIFAR10_CLASSES = [
-    'airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck']
-CIFAR100_CLASSES = [  # exactly torchvision's CIFAR100.classes (underscores), as the released code and task_vectors use them
-    'apple', 'aquarium_fish', 'baby', 'bear', 'beaver', 'bed', 'bee', 'beetle', 'bicycle', 'bottle', 'bowl', 'boy',
-    'bridge', 'bus', 'butterfly', 'camel', 'can', 'castle', 'caterpillar', 'cattle', 'chair', 'chimpanzee', 'clock',
-    'cloud', 'cockroach', 'couch', 'crab', 'crocodile', 'cup', 'dinosaur', 'dolphin', 'elephant', 'flatfish',
-    'forest', 'fox', 'girl', 'hamster', 'house', 'kangaroo', 'keyboard', 'lamp', 'lawn_mower', 'leopard', 'lion',
-    'lizard', 'lobster', 'man', 'maple_tree', 'motorcycle', 'mountain', 'mouse', 'mushroom', 'oak_tree', 'orange',
-    'orchid', 'otter', 'palm_tree', 'pear', 'pickup_truck', 'pine_tree', 'plain', 'plate', 'poppy', 'porcupine',
-    'possum', 'rabbit', 'raccoon', 'ray', 'road', 'rocket', 'rose', 'sea', 'seal', 'shark', 'shrew', 'skunk',
-    'skyscraper', 'snail', 'snake', 'spider', 'squirrel', 'streetcar', 'sunflower', 'sweet_pepper', 'table', 'tank',
-    'telephone', 'television', 'tiger', 'tractor', 'train', 'trout', 'tulip', 'turtle', 'wardrobe', 'whale',
-    'willow_tree', 'wolf', 'woman', 'worm']
-DTD_CLASSES = [
-    'banded', 'blotchy', 'braided', 'bubbly', 'bumpy', 'chequered', 'cobwebbed', 'cracked', 'crosshatched',
-    'crystalline', 'dotted', 'fibrous', 'flecked', 'freckled', 'frilly', 'gauzy', 'grid', 'grooved', 'honeycombed',
-    'interlaced', 'knitted', 'lacelike', 'lined', 'marbled', 'matted', 'meshed', 'paisley', 'perforated', 'pitted',
-    'pleated', 'polka-dotted', 'porous', 'potholed', 'scaly', 'smeared', 'spiralled', 'sprinkled', 'stained',
-    'stratified', 'striped', 'studded', 'swirly', 'veined', 'waffled', 'woven', 'wrinkled', 'zigzagged']
-EUROSAT_CLASSES = [
-    'annual crop land', 'forest', 'brushland or shrubland', 'highway or road',
-    'industrial buildings or commercial buildings', 'pasture land', 'permanent crop land',
-    'residential buildings or homes or apartments', 'river', 'lake or sea']
-GTSRB_CLASSES = [
-    'red and white circle 20 kph speed limit', 'red and white circle 30 kph speed limit',
-    'red and white circle 50 kph speed limit', 'red and white circle 60 kph speed limit',
-    'red and white circle 70 kph speed limit', 'red and white circle 80 kph speed limit',
-    'end / de-restriction of 80 kph speed limit', 'red and white circle 100 kph speed limit',
-    'red and white circle 120 kph speed limit', 'red and white circle red car and black car no passing',
-    'red and white circle red truck and black car no passing', 'red and white triangle road intersection warning',
-    'white and yellow diamond priority road', 'red and white upside down triangle yield right-of-way', 'stop',
-    'empty red and white circle', 'red and white circle no truck entry',
-    'red circle with white horizonal stripe no entry', 'red and white triangle with exclamation mark warning',
-    'red and white triangle with black left curve approaching warning',
-    'red and white triangle with black right curve approaching warning',
-    'red and white triangle with black double curve approaching warning',
-    'red and white triangle rough / bumpy road warning', 'red and white triangle car skidding / slipping warning',
-    'red and white triangle with merging / narrow lanes warning',
-    'red and white triangle with person digging / construction / road work warning',
-    'red and white triangle with traffic light approaching warning',
-    'red and white triangle with person walking warning',
-    'red and white triangle with child and person walking warning', 'red and white triangle with bicyle warning',
-    'red and white triangle with snowflake / ice warning', 'red and white triangle with deer warning',
-    'white circle with gray strike bar no speed limit', 'blue circle with white right turn arrow mandatory',
-    'blue circle with white left turn arrow mandatory', 'blue circle with white forward arrow mandatory',
-    'blue circle with white forward or right turn arrow mandatory',
-    'blue circle with white forward or left turn arrow mandatory',
-    'blue circle with white keep right arrow mandatory', 'blue circle with white keep left arrow mandatory',
-    'blue circle with white arrows indicating a traffic circle',
-    'white circle with gray strike bar indicating no passing for cars has ended',
-    'white circle with gray strike bar indicating no passing for trucks has ended']
-RESISC45_CLASSES = [
-    'airplane', 'airport', 'baseball diamond', 'basketball court', 'beach', 'bridge', 'chaparral', 'church',
-    'circular farmland', 'cloud', 'commercial area', 'dense residential', 'desert', 'forest', 'freeway',
-    'golf course', 'ground track field', 'harbor', 'industrial area', 'intersection', 'island', 'lake', 'meadow',
-    'medium residential', 'mobile home park', 'mountain', 'overpass', 'palace', 'parking lot', 'railway',
-    'railway station', 'rectangular farmland', 'river', 'roundabout', 'runway', 'sea ice', 'ship', 'snowberg',
-    'sparse residential', 'stadium', 'storage tank', 'tennis court', 'terrace', 'thermal power station', 'wetland']
-CARS_TEMPLATES = [
-    'a photo of a {}.', 'a photo of the {}.', 'a photo of my {}.', 'i love my {}!', 'a photo of my dirty {}.',
-    'a photo of my clean {}.', 'a photo of my new {}.', 'a photo of my old {}.']
-CIFAR10_TEMPLATES = [
-    'a photo of a {}.', 'a blurry photo of a {}.', 'a black and white photo of a {}.',
-    'a low contrast photo of a {}.', 'a high contrast photo of a {}.', 'a bad photo of a {}.',
-    'a good photo of a {}.', 'a photo of a small {}.', 'a photo of a big {}.', 'a photo of the {}.',
-    'a blurry photo of the {}.', 'a black and white photo of the {}.', 'a low contrast photo of the {}.',
-    'a high contrast photo of the {}.', 'a bad photo of the {}.', 'a good photo of the {}.',
-    'a photo of the small {}.', 'a photo of the big {}.']
-DTD_TEMPLATES = [
-    'a photo of a {} texture.', 'a photo of a {} pattern.', 'a photo of a {} thing.', 'a photo of a {} object.',
-    'a photo of the {} texture.', 'a photo of the {} pattern.', 'a photo of the {} thing.',
-    'a photo of the {} object.']
-EUROSAT_TEMPLATES = [
-    'a centered satellite photo of {}.', 'a centered satellite photo of a {}.',
-    'a centered satellite photo of the {}.']
-GTSRB_TEMPLATES = [
-    'a zoomed in photo of a "{}" traffic sign.', 'a centered photo of a "{}" traffic sign.',
-    'a close up photo of a "{}" traffic sign.']
-MNIST_TEMPLATES = [
-    'a photo of the number: "{}".']
-RESISC45_TEMPLATES = [
-    'satellite imagery of {}.', 'aerial imagery of {}.', 'satellite photo of {}.', 'aerial photo of {}.',
-    'satellite view of {}.', 'aerial view of {}.', 'satellite imagery of a {}.', 'aerial imagery of a {}.',
-    'satellite photo of a {}.', 'aerial photo of a {}.', 'satellite view of a {}.', 'aerial view of a {}.',
-    'satellite imagery of the {}.', 'aerial imagery of the {}.', 'satellite photo of the {}.',
-    'aerial photo of the {}.', 'satellite view of the {}.', 'aerial view of the {}.']
-CIFAR100_TEMPLATES = CIFAR10_TEMPLATES
-DIGITS = [str(i) for i in range(10)]
-SVHN_TEMPLATES = MNIST_TEMPLATES
-# torchvision's EuroSAT class folders, in label order (sorted), for EUROSAT_CLASSES above
-EUROSAT_FOLDERS = ['AnnualCrop', 'Forest', 'HerbaceousVegetation', 'Highway', 'Industrial', 'Pasture', 'PermanentCrop',
-                   'Residential', 'River', 'SeaLake']
+# %% ../nbs/02_data.ipynb #23e22f35
+def data_file(name: str) -> dict:
+    "A JSON data file of the package, `ldifs_nb/data_files/<name>.json`: class names, templates, subsets and their sources."
+    f = resources.files('ldifs_nb')/'data_files'/f'{name}.json'
+    if not f.is_file():
+        have = sorted(p.name[:-5] for p in (resources.files('ldifs_nb')/'data_files').iterdir() if p.name.endswith('.json'))
+        raise FileNotFoundError(f"No data file {name!r} in ldifs_nb/data_files/; there are: {', '.join(have)}")
+    return json.loads(f.read_text())
 
-# %% ../nbs/02_data.ipynb #b5a283f1
+# %% ../nbs/02_data.ipynb #aa8614c1
+_PAPER = {n: data_file(n) for n in ('cars', 'cifar10', 'cifar100', 'dtd', 'eurosat', 'gtsrb', 'mnist', 'resisc45', 'svhn')}
+CARS_CLASSES, CARS_TEMPLATES = _PAPER['cars']['classnames'], _PAPER['cars']['templates']
+CIFAR10_CLASSES, CIFAR10_TEMPLATES = _PAPER['cifar10']['classnames'], _PAPER['cifar10']['templates']
+CIFAR100_CLASSES, CIFAR100_TEMPLATES = _PAPER['cifar100']['classnames'], _PAPER['cifar100']['templates']
+DTD_CLASSES, DTD_TEMPLATES = _PAPER['dtd']['classnames'], _PAPER['dtd']['templates']
+EUROSAT_CLASSES, EUROSAT_TEMPLATES = _PAPER['eurosat']['classnames'], _PAPER['eurosat']['templates']
+EUROSAT_FOLDERS = _PAPER['eurosat']['folders']   # torchvision's EuroSAT class folders, in label order (sorted), for EUROSAT_CLASSES
+GTSRB_CLASSES, GTSRB_TEMPLATES = _PAPER['gtsrb']['classnames'], _PAPER['gtsrb']['templates']
+RESISC45_CLASSES, RESISC45_TEMPLATES = _PAPER['resisc45']['classnames'], _PAPER['resisc45']['templates']
+DIGITS, MNIST_TEMPLATES = _PAPER['mnist']['classnames'], _PAPER['mnist']['templates']
+SVHN_TEMPLATES = _PAPER['svhn']['templates']
+
+# %% ../nbs/02_data.ipynb #52d13c9e
 class _Remapped:
     "Samples of `ds` with labels remapped by class name (for readers that number only the classes they find)."
     def __init__(self, ds, lut: dict[int, int]): self.ds, self.lut = ds, lut
@@ -269,6 +136,7 @@ class TorchvisionSource:
 
     def __str__(self): return f"torchvision.datasets.{self.cls}"
 
+# %% ../nbs/02_data.ipynb #6a963d2b
 @dataclass
 class SeededSplit:
     "Cut an unsplit dataset by a seeded permutation: test = its first `n_test`, val = the next `n_val`, train = the rest."
@@ -290,6 +158,7 @@ class SeededSplit:
 
     def __str__(self): return f"{self.base} with a seeded split (seed {self.seed}: {self.n_test} test, {self.n_val} held out)"
 
+# %% ../nbs/02_data.ipynb #df043b94
 @dataclass
 class ImageFolderSource:
     "`<raw>/<folder>/<class>/<file>` images, split by the file names listed in `<raw>/<split_file>`."
@@ -309,6 +178,7 @@ class ImageFolderSource:
 
     def __str__(self): return f"image folder {self.folder}/<class>/ + {self.split_file}"
 
+# %% ../nbs/02_data.ipynb #8c132212
 @dataclass
 class MicroSource:
     "A micro task of `ldifs_nb.world`: `task.generate(split)` -> (uint8 images, labels)."
@@ -355,15 +225,7 @@ for _spec in [
     DatasetSpec('svhn', DIGITS, SVHN_TEMPLATES, 10, _tv('SVHN', {'split': 'train'}, {'split': 'test'}), _AUTO),
 ]: register_dataset(_spec)
 
-# %% ../nbs/02_data.ipynb #affc6405
-def data_file(name: str) -> dict:
-    "A JSON data file of the package, `ldifs_nb/data_files/<name>.json`: class names, templates, subsets and their sources."
-    f = resources.files('ldifs_nb')/'data_files'/f'{name}.json'
-    if not f.is_file():
-        have = sorted(p.name[:-5] for p in (resources.files('ldifs_nb')/'data_files').iterdir() if p.name.endswith('.json'))
-        raise FileNotFoundError(f"No data file {name!r} in ldifs_nb/data_files/; there are: {', '.join(have)}")
-    return json.loads(f.read_text())
-
+# %% ../nbs/02_data.ipynb #1591ae2c
 IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.ppm', '.bmp', '.webp')
 
 @dataclass
@@ -391,7 +253,7 @@ class ClassFolderSource:
 
     def __str__(self): return f"class folders {' or '.join(self.splits['test'])}/<class>/"
 
-# %% ../nbs/02_data.ipynb #b85f84c8
+# %% ../nbs/02_data.ipynb #b8f78d39
 _INET, _SUN, _STL = data_file('imagenet'), data_file('sun397'), data_file('stl10')
 IMAGENET_CLASSES, IMAGENET_TEMPLATES, IMAGENET_WNIDS = _INET['classnames'], _INET['templates'], _INET['wnids']
 IMAGENET_SUBSETS: dict[str, list[int]] = _INET['subsets']   # 200-class subsets: ImageNet labels, ascending
@@ -446,6 +308,7 @@ for _spec in [
     _shift('imagenet-sketch', None, ClassFolderSource({'test': _here('sketch')}, IMAGENET_WNIDS), _SKETCH),
 ]: register_dataset(_spec)
 
+# %% ../nbs/02_data.ipynb #b05cabc3
 def arrange_sun397(images: str | Path, partitions: str | Path, root: str | Path | None = None, fold: int = 1) -> Path:
     "Link SUN397's images (the unpacked `SUN397/`) into the released layout `<root>/raw/sun397/sun397/{train,val}/<folder>/` by partition `fold`."
     images, partitions = Path(images), Path(partitions)
@@ -480,7 +343,7 @@ MICRO_DATASETS = [n for n, s in DATASETS.items() if s.kind == 'micro']
 EXTRA_DATASETS = [n for n, s in DATASETS.items() if s.kind == 'extra']   # the released code's other datasets
 SHIFT_DATASETS = [n for n, s in DATASETS.items() if s.kind == 'shift']   # evaluation only: ImageNet's distribution shifts
 
-# %% ../nbs/02_data.ipynb #28993ec4
+# %% ../nbs/02_data.ipynb #bbd581b3
 STORE_LAYOUT = 2   # version of the store's layout: part of every store folder's name, so no other layout is misread
 
 def short_side_to(h: int, w: int, size: int) -> tuple[int, int]:
@@ -491,6 +354,7 @@ def capped_size(h: int, w: int, cap: int) -> tuple[int, int]:
     "(h, w) of an image in a store with short-side cap `cap` (0 = no cap): unchanged unless its short side exceeds `cap`."
     return short_side_to(h, w, cap) if cap and min(h, w) > cap else (h, w)
 
+# %% ../nbs/02_data.ipynb #5bfc462f
 def _rgb(img) -> Image.Image:
     if isinstance(img, (str, Path)):
         with Image.open(img) as im: return im.convert('RGB')
@@ -512,7 +376,7 @@ def resize_center_crop(img, size: int) -> np.ndarray:
         img = TF.center_crop(TF.resize(img, size, interpolation=InterpolationMode.BICUBIC), size)
     return np.asarray(img, dtype=np.uint8)
 
-# %% ../nbs/02_data.ipynb #2250021f
+# %% ../nbs/02_data.ipynb #615d1bd2
 RAW_SPLITS = ('train', 'test')   # the splits every source has (a spec may add a held-out one: `DatasetSpec.raw_splits`)
 
 def cache_key(name: str) -> str:
@@ -532,6 +396,7 @@ def cache_dir(name: str, root: str | Path | None = None, image_size: int = 224, 
     c = resolve_cap(image_size, cap)
     return Path(root or default_root())/'cache'/cache_key(name)/f"store{STORE_LAYOUT}-{f'cap{c}' if c else 'native'}"
 
+# %% ../nbs/02_data.ipynb #f5d6e770
 def _missing(spec: DatasetSpec, raw: Path, err: BaseException) -> MissingDataError:
     reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
     return MissingDataError(f"Dataset {spec.name!r} is not available: expected it under {raw} ({type(err).__name__}: {reason}).\n"
@@ -558,6 +423,7 @@ def open_source(name: str, split: str, root: str | Path | None = None, download:
     if out.getvalue(): print(out.getvalue(), end='')  # torchvision's download messages, only when it worked
     return samples
 
+# %% ../nbs/02_data.ipynb #22c7f2d0
 _HEADER = 128   # bytes of the .npy header of a 1-D uint8 array (numpy pads headers to a multiple of 64)
 
 def _write_pixels(images, n: int, path: Path) -> np.ndarray:
@@ -604,6 +470,7 @@ def _write_split(samples, folder: Path, split: str, cap: int, n_classes: int, wo
     return dict(count=len(labels), bytes=int((shapes[:, 0] * shapes[:, 1] * 3).sum()), capped=capped,
                 min_hw=shapes[:, :2].min(0).tolist() if len(labels) else None, max_hw=shapes[:, :2].max(0).tolist() if len(labels) else None)
 
+# %% ../nbs/02_data.ipynb #2a293e5f
 STORE_FILES = ('pixels', 'shapes', 'labels')   # <split>_<file>.npy of a store
 
 def store_checksum(folder: str | Path, splits: Sequence[str]) -> str:
@@ -633,7 +500,7 @@ def prepare_dataset(name: str, root: str | Path | None = None, image_size: int =
                                      checksum=store_checksum(out, spec.raw_splits)))
     return out
 
-# %% ../nbs/02_data.ipynb #20a47805
+# %% ../nbs/02_data.ipynb #da631331
 SPLITS = ('train', 'test', 'train90', 'val10')
 
 def xval_indices(n: int, seed: int = 0, val_frac: float = 0.1, val_cap: int = 20000,
@@ -652,19 +519,7 @@ def probe_rows(spec: DatasetSpec, labels: np.ndarray) -> tuple[np.ndarray | None
     idx = np.flatnonzero(lut[labels] >= 0)
     return idx, lut[labels[idx]]
 
-class RowView:
-    "Read-only view of the rows `idx` of an array (e.g. a memory map), indexed like an array, copied only on access."
-    def __init__(self, base, idx: np.ndarray): self.base, self.idx = base, np.asarray(idx)
-    def __len__(self): return len(self.idx)
-    @property
-    def shape(self): return (len(self.idx),) + tuple(self.base.shape[1:])
-    @property
-    def dtype(self): return self.base.dtype
-    @property
-    def ndim(self): return self.base.ndim
-    def __getitem__(self, key): return self.base[self.idx[key]]
-    def __array__(self, dtype=None, copy=None): return np.asarray(self.base[self.idx], dtype=dtype)
-
+# %% ../nbs/02_data.ipynb #076ccabe
 class ImageStore:
     "Images of one split: flat uint8 pixels (memory-mapped) + per-image (h, w, offset, orig h, orig w); the rows `idx` of it."
     def __init__(self, pixels: np.ndarray, shapes: np.ndarray, idx: np.ndarray | None = None):
@@ -706,6 +561,7 @@ class ImageStore:
                              "array: index them one at a time, or use eval_batch / train_batch.")
         return np.asarray(np.stack([self._one(j) for j in self.idx]) if len(self) else np.zeros((0, 0, 0, 3), np.uint8), dtype=dtype)
 
+# %% ../nbs/02_data.ipynb #7c2b9fc1
 @dataclass
 class ArrayDataset:
     "Images (an `ImageStore`) and int64 labels [N] of one split; `rows` of the stored split `source_split` (None = all)."
@@ -748,6 +604,7 @@ def load_split(name: str, split: str, root: str | Path | None = None, image_size
     idx = xval_indices(len(labels))[part]
     return ArrayDataset(ims.subset(idx), labels[idx], name, split, base, idx)
 
+# %% ../nbs/02_data.ipynb #078ecfff
 def normalise(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
     "uint8 images [N, 3, H, W] (any strides, any device) → float (x/255 − mean)/std, contiguous, on the same device."
     mean, std = torch.tensor(mean, device=x.device).view(1, 3, 1, 1), torch.tensor(std, device=x.device).view(1, 3, 1, 1)
@@ -760,7 +617,7 @@ def images_to_tensor(images, mean: Sequence[float], std: Sequence[float], device
     x = torch.from_numpy(np.array(images, dtype=np.uint8)).to(device or 'cpu').permute(0, 3, 1, 2)
     return normalise(x, mean, std)
 
-# %% ../nbs/02_data.ipynb #77d97705
+# %% ../nbs/02_data.ipynb #e53b232c
 def _store(ds) -> ImageStore:
     return ds.images if isinstance(ds, ArrayDataset) else ds
 
@@ -783,6 +640,7 @@ def _to_device(images, device) -> torch.Tensor:
     a = images if isinstance(images, np.ndarray) else np.stack(images)
     return torch.from_numpy(np.ascontiguousarray(a, dtype=np.uint8)).to(device).permute(0, 3, 1, 2)
 
+# %% ../nbs/02_data.ipynb #5108fe43
 def eval_batch(ds, idx, size: int, mean: Sequence[float], std: Sequence[float], device=None,
                uint8_kernel: bool | None = None) -> torch.Tensor:
     "open_clip's eval transform (short side → `size` bicubic, centre crop) of images `idx` → normalised float [B, 3, size, size]."
@@ -797,6 +655,7 @@ def eval_batch(ds, idx, size: int, mean: Sequence[float], std: Sequence[float], 
         out[torch.as_tensor(pos, device=dev)] = x[:, :, top:top + size, left:left + size]
     return normalise(out, mean, std)
 
+# %% ../nbs/02_data.ipynb #adf71633
 def crop_seed(seed: int, step: int) -> int:
     "Seed of the crop generator of training step `step` of a run seeded `seed` (a stream of its own)."
     return int(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, int(step), 0x52524321]).generate_state(1)[0])
@@ -823,6 +682,7 @@ def crop_boxes(hw: np.ndarray, seed: int, step: int, scale=(0.9, 1.0), ratio=(3 
     g = torch.Generator().manual_seed(crop_seed(seed, step))
     return np.array([crop_box(int(h), int(w), g, scale, ratio) for h, w in np.asarray(hw).reshape(-1, 2)], np.int64).reshape(-1, 4)
 
+# %% ../nbs/02_data.ipynb #0c0e456b
 def train_batch(ds, idx, size: int, mean: Sequence[float], std: Sequence[float], device=None, seed: int = 0, step: int = 0,
                 scale=(0.9, 1.0), ratio=(3 / 4, 4 / 3), uint8_kernel: bool | None = None, rows: slice | None = None) -> torch.Tensor:
     "open_clip's training transform (RandomResizedCrop, bicubic) of images `idx` (only `rows` of them), crops fixed by (seed, step) → normalised float [B, 3, size, size]."

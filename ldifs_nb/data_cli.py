@@ -13,10 +13,10 @@ import argparse, sys
 from pathlib import Path
 from typing import Sequence
 
-from .config import (PAPER_DATASET_NAMES, EXTRA_DATASET_NAMES, SHIFT_DATASET_NAMES, MICRO_DATASET_NAMES,
+from .config import (PAPER_DATASET_NAMES, EXTRA_DATASET_NAMES, SHIFT_DATASET_NAMES,
                              DATASET_NAMES)   # torch-free
 
-# %% ../nbs/17_data_cli.ipynb #93f12d94
+# %% ../nbs/17_data_cli.ipynb #6cfd2294
 SPLIT_SIZES = {
     'cars': dict(train=8144, test=8041), 'cifar10': dict(train=50000, test=10000), 'cifar100': dict(train=50000, test=10000),
     'dtd': dict(train=1880, test=1880), 'eurosat': dict(train=21600, test=2700, val=2700), 'gtsrb': dict(train=26640, test=12630),
@@ -39,6 +39,7 @@ def expand_names(names: Sequence[str]) -> list[str]:
         out.append(n)
     return list(dict.fromkeys(out))
 
+# %% ../nbs/17_data_cli.ipynb #79dedb32
 def store_estimate(name: str, cap: int = 224) -> int:
     "Estimated bytes of `name`'s store with short-side cap `cap` (0 = native): documented counts × a typical capped image."
     h, w = TYPICAL_HW.get(name, PHOTO)
@@ -47,7 +48,7 @@ def store_estimate(name: str, cap: int = 224) -> int:
 
 def gb(n: int | float) -> str: return f"{n / 1e9:.2f} GB" if n >= 1e7 else f"{n / 1e6:.1f} MB"
 
-# %% ../nbs/17_data_cli.ipynb #688edb57
+# %% ../nbs/17_data_cli.ipynb #db0c380b
 def verify_store(name: str, root=None, image_size: int = 224, cap: int | None = None) -> dict:
     "Check `name`'s prepared store: its files against their content checks, its checksum, its counts. {'ok', 'counts', 'problems'}."
     from ldifs_nb.data import cache_dir, get_dataset, store_checksum, STORE_FILES
@@ -67,6 +68,7 @@ def verify_store(name: str, root=None, image_size: int = 224, cap: int | None = 
     return dict(ok=not problems, counts={s: meta['counts'][s] for s in spec.raw_splits if s in meta['counts']}, problems=problems, checksum=meta.get('checksum'),
                 unexpected_counts={s: f"{got:,} images, {n:,} documented" for s, (got, n) in off.items()})
 
+# %% ../nbs/17_data_cli.ipynb #7008149d
 def dataset_status(name: str, root=None, image_size: int = 224, cap: int | None = None) -> dict:
     "Where `name` stands: 'ready' (prepared), 'raw' (its raw folder has files, not prepared), 'missing', or 'generated' (micro)."
     from ldifs_nb.data import cache_dir, get_dataset, default_root, resolve_cap
@@ -81,7 +83,7 @@ def dataset_status(name: str, root=None, image_size: int = 224, cap: int | None 
     state = 'raw' if raw.is_dir() and any(raw.iterdir()) else 'missing'
     return row | dict(state=state, counts=SPLIT_SIZES.get(name, {}), disk=f"~{gb(store_estimate(name, resolve_cap(image_size, cap)))} (estimate)")
 
-# %% ../nbs/17_data_cli.ipynb #d231a3e6
+# %% ../nbs/17_data_cli.ipynb #c23615de
 def _counts(c: dict) -> str: return ' / '.join(f"{s} {n:,}" for s, n in c.items()) or '-'
 
 def prepare(names: Sequence[str], root=None, image_size: int = 224, cap: int | None = None, download: bool = True,
@@ -103,6 +105,7 @@ def prepare(names: Sequence[str], root=None, image_size: int = 224, cap: int | N
         out('\n  '.join([head] + v['problems'] + [f"note: {s} has {t}" for s, t in v['unexpected_counts'].items()]))
     return ok
 
+# %% ../nbs/17_data_cli.ipynb #a29a8905
 def status_table(names: Sequence[str] = ('all',), root=None, image_size: int = 224, cap: int | None = None) -> str:
     "A markdown table of `dataset_status` for `names` (groups allowed)."
     rows = [dataset_status(n, root, image_size, cap) for n in expand_names(names)]
@@ -110,7 +113,7 @@ def status_table(names: Sequence[str] = ('all',), root=None, image_size: int = 2
     lines += [f"| {r['dataset']} | {r['kind']} | {r['state']} | {_counts(r['counts'])} | {r['disk']} | {r['source']} |" for r in rows]
     return '\n'.join(lines)
 
-# %% ../nbs/17_data_cli.ipynb #83d10732
+# %% ../nbs/17_data_cli.ipynb #2b048b2e
 def data_parser() -> argparse.ArgumentParser:
     "The arguments of `ldifs-data`."
     p = argparse.ArgumentParser(prog='ldifs-data', description="Prepare, verify and list the datasets of ldifs_nb (stores under "
@@ -129,6 +132,7 @@ def data_parser() -> argparse.ArgumentParser:
         if name == 'prepare': s.add_argument('--no-download', dest='download', action='store_false', help='never use the network')
     return p
 
+# %% ../nbs/17_data_cli.ipynb #567b765b
 def data_cli(argv: Sequence[str] | None = None) -> None:
     "`ldifs-data prepare NAME … | status [NAME …]`; exits 1 when a dataset to prepare is missing or damaged."
     a = data_parser().parse_args(argv)

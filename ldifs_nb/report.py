@@ -12,19 +12,18 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
-import matplotlib
 import matplotlib.pyplot as plt
 
 from .core import RESULT_COLUMNS, check_name
 from .losses import METHODS
 
 # %% auto #0
-__all__ = ['METHOD_STYLE', 'METRIC_LABELS', 'load_results', 'method_label', 'method_style', 'method_color', 'finish_figure',
-           'final', 'delta_table', 'seed_curve', 'plot_curves', 'plot_task_means', 'forgetting_table', 'method_table',
+__all__ = ['METHOD_STYLE', 'METRIC_LABELS', 'load_results', 'method_label', 'method_style', 'finish_figure', 'final',
+           'delta_table', 'seed_curve', 'plot_curves', 'plot_task_means', 'forgetting_table', 'method_table',
            'mark_best', 'markdown_table', 'seed_table', 'compare', 'group_table', 'plot_distances',
            'sequence_forgetting']
 
-# %% ../nbs/10_report.ipynb #6611a4d8
+# %% ../nbs/10_report.ipynb #bc082030
 def load_results(folders: Sequence[str | Path] | str | Path) -> pd.DataFrame:
     "Concatenate the `results.csv` of every run folder found under `folders`."
     folders = [folders] if isinstance(folders, (str, Path)) else folders
@@ -33,6 +32,7 @@ def load_results(folders: Sequence[str | Path] | str | Path) -> pd.DataFrame:
     # a sequence folder holds its stages' tables and their concatenation: keep each row once
     return pd.concat([pd.read_csv(f) for f in files], ignore_index=True).drop_duplicates(ignore_index=True)
 
+# %% ../nbs/10_report.ipynb #1f052864
 def method_label(name: str) -> str:
     "The paper's display name of a method."
     return METHODS[name].label if name in METHODS else name
@@ -54,10 +54,7 @@ def method_style(name: str) -> dict:
     "Colour, line style and marker of a method in every figure (matplotlib keyword arguments)."
     return dict(METHOD_STYLE.get(name, dict(color='gray', ls='-', marker='.')))
 
-def method_color(name: str) -> str:
-    "The colour a method has in every figure."
-    return method_style(name)['color']
-
+# %% ../nbs/10_report.ipynb #b33378ad
 METRIC_LABELS = {'delta_lp': 'Δ_LP (points)', 'delta_zs': 'Δ_ZS (points)', 'lp_top1': 'LP accuracy (%)',
                  'zs_top1': 'ZS accuracy (%)', 'clf_top1': 'classifier accuracy (%)',
                  'zs_ece': 'ZS ECE (%)', 'lp_ece': 'LP ECE (%)', 'clf_ece': 'classifier ECE (%)',
@@ -76,7 +73,6 @@ def finish_figure(fig: plt.Figure, title: str, caption: str) -> plt.Figure:
     fig.text(0.01, 0.0, textwrap.fill(caption, int(fig.get_figwidth() * 17)), ha='left', va='top', fontsize=8)
     return fig
 
-
 # %% ../nbs/10_report.ipynb #c70b4962
 def final(results: pd.DataFrame) -> pd.DataFrame:
     "Rows of the last checkpoint of every (task, method, seed, stage)."
@@ -93,7 +89,7 @@ def delta_table(results: pd.DataFrame) -> pd.DataFrame:
     t = f[f['metric'].isin(keep)].pivot_table(index=['method', 'dataset'], columns='metric', values='value', aggfunc='mean')
     return t[keep].round(2)
 
-# %% ../nbs/10_report.ipynb #d5563728
+# %% ../nbs/10_report.ipynb #ff85582f
 def seed_curve(g: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
     "Per `fraction`: the mean over seeds of `value` (each seed's rows averaged first) and its standard error (NaN with one seed)."
     w = g.groupby(['fraction', 'seed'])['value'].mean().unstack('seed')
@@ -117,6 +113,7 @@ def _panels(n: int, ncols: int) -> tuple[plt.Figure, np.ndarray]:
     for ax in list(axes.flat)[n:]: ax.axis('off')
     return fig, axes
 
+# %% ../nbs/10_report.ipynb #30771485
 def plot_curves(results: pd.DataFrame, metric: str = 'delta_lp', task: str | None = None, split: str = 'test',
                 ylabel: str | None = None, ncols: int = 4, title: str | None = None, caption: str | None = None) -> plt.Figure:
     "`metric` against fine-tuning progress, one panel per dataset, one line per method; titled, legend outside, captioned."
@@ -137,6 +134,7 @@ def plot_curves(results: pd.DataFrame, metric: str = 'delta_lp', task: str | Non
          if metric.startswith('delta') else f"{label}.") + _seeds_said(r))
     return finish_figure(fig, title, caption)
 
+# %% ../nbs/10_report.ipynb #94712c94
 def plot_task_means(results: pd.DataFrame, metric: str = 'delta_lp', tasks: Sequence[str] | None = None, split: str = 'test',
                     ncols: int = 3, title: str | None = None, caption: str | None = None) -> plt.Figure:
     "One panel per fine-tuning task: `metric` averaged over the *other* datasets against fine-tuning progress, one line per method."
@@ -155,7 +153,7 @@ def plot_task_means(results: pd.DataFrame, metric: str = 'delta_lp', tasks: Sequ
                           "per method, one point per checkpoint." + _seeds_said(r))
     return finish_figure(fig, title, caption)
 
-# %% ../nbs/10_report.ipynb #7dc789b8
+# %% ../nbs/10_report.ipynb #f2525744
 def forgetting_table(results: pd.DataFrame, by: Sequence[str] = ('task', 'method')) -> pd.DataFrame:
     """Per (task, method) — or per `by`, e.g. with 'seed' — final models: mean Δ_ZS / Δ_LP and mean ZS / LP ECE over the
     other datasets, A_LP, classifier accuracy and ECE on the task (seeds not in `by` are averaged first)."""
@@ -175,6 +173,7 @@ def forgetting_table(results: pd.DataFrame, by: Sequence[str] = ('task', 'method
     return pd.DataFrame(rows, columns=by + ['mean_delta_zs', 'mean_delta_lp', 'task_lp_top1', 'task_clf_top1',
                                             'mean_zs_ece', 'mean_lp_ece', 'task_clf_ece'])
 
+# %% ../nbs/10_report.ipynb #45dc68c4
 def method_table(table: pd.DataFrame, column: str, methods: Sequence[str] | None = None) -> pd.DataFrame:
     "Tasks × methods (paper's order and labels) of one column of `forgetting_table`; missing runs are NaN."
     methods = list(methods or METHODS)
@@ -197,7 +196,7 @@ def markdown_table(t: pd.DataFrame) -> str:
     lines += ['| ' + ' | '.join([str(x) for x in vals(k)] + [str(x) for x in row]) + ' |' for k, row in zip(t.index, t.values)]
     return '\n'.join(lines)
 
-# %% ../nbs/10_report.ipynb #21f58394
+# %% ../nbs/10_report.ipynb #a017e6e7
 def _seed_frame(table: pd.DataFrame, column: str, methods: Sequence[str] | None = None) -> pd.DataFrame:
     "Seeds × (task, method) of one column of a per-seed `forgetting_table`, with the tasks' average as task 'average'."
     w = table.pivot_table(index='seed', columns=['task', 'method'], values=column)
@@ -225,6 +224,7 @@ def seed_table(table: pd.DataFrame, column: str, methods: Sequence[str] | None =
         out = out.where(means.ne(top, axis=0), '**' + out + '**')
     return out
 
+# %% ../nbs/10_report.ipynb #4a4f8606
 def compare(table: pd.DataFrame, column: str, a: str | None, b: str | None, task: str = 'average', within: float | None = None) -> dict:
     """Is `column` higher for method `a` than for `b` on `task` ('average': the tasks' mean)? Paired by seed: mean and SE of
     a − b (None for either side: the constant 0), n, and the verdict 'holds' (> +2 SE), 'does not hold' (< −2 SE) or

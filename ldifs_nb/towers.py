@@ -30,7 +30,7 @@ from .forgetting import hf_to_open_clip, check_hf_vision, read_hf_clip
 __all__ = ['HF_CLIP', 'TOWERS', 'CHEAP_COLUMNS', 'Tower', 'build_tower', 'tower_taps', 'check_regulariser', 'tiny_micro_task',
            'hf_clip_as_open_clip', 'check_end_to_end', 'check_tower', 'check_towers', 'towers_markdown']
 
-# %% ../nbs/19_towers.ipynb #00f9cf26
+# %% ../nbs/19_towers.ipynb #b25fd489
 HF_CLIP = 'transformers CLIPModel'   # the example of the transformers row: CLIPConfig() defaults, i.e. ViT-B/32 with QuickGELU
 
 @dataclass(frozen=True)
@@ -52,6 +52,7 @@ TOWERS = (
 )
 CHEAP_COLUMNS = ('family', 'model', 'tower', 'taps')   # recomputed by the default test; the rest come from the slow check
 
+# %% ../nbs/19_towers.ipynb #f15c0ea3
 def _hf_config():
     import transformers
     return transformers.CLIPConfig()
@@ -71,6 +72,7 @@ def build_tower(t: Tower, device: str = 'cpu') -> nn.Module:
             return transformers.CLIPVisionModel(_hf_config().vision_config).eval()
         return open_clip.create_model(t.model, pretrained=None, device=device).visual.eval()
 
+# %% ../nbs/19_towers.ipynb #bd12bd25
 def _error(e: BaseException) -> str:
     return f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0]}"
 
@@ -81,7 +83,7 @@ def tower_taps(t: Tower, visual: nn.Module | None = None) -> dict:
     except ValueError as e: taps = f"none: {_error(e)}"
     return dict(family=t.family, model=t.model, tower=type(visual).__name__, taps=taps)
 
-# %% ../nbs/19_towers.ipynb #d8e5cc31
+# %% ../nbs/19_towers.ipynb #fa2514c5
 def _input_size(visual: nn.Module) -> int:
     return int(visual.config.image_size) if hasattr(visual, 'config') else image_size_of(visual)
 
@@ -100,6 +102,7 @@ def check_regulariser(visual: nn.Module, batch_size: int = 2, seed: int = 0) -> 
         return 'yes'
     except Exception as e: return f"no: {_error(e)}"
 
+# %% ../nbs/19_towers.ipynb #78cf879b
 @contextlib.contextmanager
 def tiny_micro_task(name: str = 'micro-position-towers', n_train: int = 40, n_test: int = 20, like: str = 'micro-position'):
     "A micro task of `n_train` + `n_test` images (the images of `like`, fewer), registered inside the block only."
@@ -107,6 +110,7 @@ def tiny_micro_task(name: str = 'micro-position-towers', n_train: int = 40, n_te
     try: yield name
     finally: DATASETS.pop(name, None)
 
+# %% ../nbs/19_towers.ipynb #65c2c405
 def hf_clip_as_open_clip(folder: str | Path, name: str) -> tuple[Path, float]:
     """Weights file (safetensors) of open_clip model `name` from a transformers CLIP `save_pretrained` folder, and the image
     embeddings' max |difference| to transformers' (`check_hf_vision`, which refuses a mapping that changes them)."""
@@ -118,6 +122,7 @@ def hf_clip_as_open_clip(folder: str | Path, name: str) -> tuple[Path, float]:
     with atomic_path(out) as tmp: save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
     return out, diff
 
+# %% ../nbs/19_towers.ipynb #e8b98f7d
 def check_end_to_end(t: Tower, out_dir: str | Path, data_root: str | Path | None = None, steps: int = 2, batch_size: int = 2,
                      seed: int = 0) -> str:
     "'yes' if a `steps`-step zs-init-ldifs `finetune` of `t` and `evaluate_run` on a tiny micro task give every metric; else the error."
@@ -150,6 +155,7 @@ def check_tower(t: Tower, out_dir: str | Path, data_root: str | Path | None = No
     shutil.rmtree(Path(out_dir)/t.model, ignore_errors=True); gc.collect()   # checkpoints of big towers: gigabytes
     return row
 
+# %% ../nbs/19_towers.ipynb #68edadda
 def check_towers(csv: str | Path, towers=TOWERS, out_dir: str | Path | None = None, data_root: str | Path | None = None,
                  seed: int = 0) -> pd.DataFrame:
     "`check_tower` for every tower not yet in `csv` (resumable), the table rewritten after each; returns it in `towers`' order."
@@ -165,6 +171,7 @@ def check_towers(csv: str | Path, towers=TOWERS, out_dir: str | Path | None = No
         with atomic_path(csv) as tmp: df.to_csv(tmp, index=False)
     return df[df['model'].isin({t.model for t in towers})].reset_index(drop=True)
 
+# %% ../nbs/19_towers.ipynb #3de87c06
 def towers_markdown(df: pd.DataFrame) -> str:
     "The backbone table as markdown: family, example model, tower class, automatic taps, LDIFS regulariser, finetune + evaluation."
     code = lambda s: s if s.startswith('none') else ', '.join(f'`{n}`' for n in s.split(', '))

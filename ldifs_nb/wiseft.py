@@ -13,7 +13,6 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 import torch
-import matplotlib
 import matplotlib.pyplot as plt
 
 from .core import RESULT_COLUMNS, folder_lock, progress, read_json, write_json, save_csv, seed_everything, atomic_path
@@ -45,7 +44,7 @@ def interpolate(theta0: dict[str, torch.Tensor], theta1: dict[str, torch.Tensor]
         else: raise ValueError(f"{k!r} ({a.dtype}) differs between θ0 and θ and cannot be interpolated")
     return out
 
-# %% ../nbs/18_wiseft.ipynb #6bbc4722
+# %% ../nbs/18_wiseft.ipynb #dee8b1e8
 def _stage_of(rd: Path) -> tuple[str | None, int]:
     "(task column, stage) of a run folder as its results name them: a sequence's stage folder, else (None, 1)."
     if rd.name.startswith('stage') and (rd.parent/'sequence.json').is_file():
@@ -64,6 +63,7 @@ def finished_run(rd: str | Path) -> dict:
         raise ValueError(f"Run {rd} has not finished (status {man['status']!r}); finish it first (run the same command again)")
     return man
 
+# %% ../nbs/18_wiseft.ipynb #9f6065c2
 def run_ends(rd: str | Path, data_root: str | None = None) -> tuple[dict, dict, dict]:
     "(θ0, θ, where each came from) of finished run folder `rd`: its state at the start and at its last checkpoint."
     rd = Path(rd); man = finished_run(rd)
@@ -84,7 +84,7 @@ def run_ends(rd: str | Path, data_root: str | None = None) -> tuple[dict, dict, 
         src['theta0'] = {'from': 'rebuilt (build_model: the run has no step-0 checkpoint)'}
     return theta0, theta1, src
 
-# %% ../nbs/18_wiseft.ipynb #c6864aba
+# %% ../nbs/18_wiseft.ipynb #a4008689
 WISEFT_COLUMNS = RESULT_COLUMNS[:6] + ['alpha'] + RESULT_COLUMNS[6:]
 
 def alpha_name(alpha: float) -> str:
@@ -109,6 +109,7 @@ def _check_owner(out: Path, rd: Path, man: dict) -> dict:
                              "out_dir, or delete that folder to evaluate this run there")
     return rec
 
+# %% ../nbs/18_wiseft.ipynb #d25d0bd9
 def wiseft_run(rd: str | Path, alphas: Sequence[float] = ALPHAS, out_dir: str | Path = 'wiseft', device: str = 'auto',
                data_root: str | None = None, precision: str = 'auto', keep_checkpoints: bool = False) -> pd.DataFrame:
     "Evaluate θ_α of finished run folder `rd` for every α of `alphas` (those done before: read back); the tidy table with `alpha`."
@@ -143,7 +144,7 @@ def wiseft_run(rd: str | Path, alphas: Sequence[float] = ALPHAS, out_dir: str | 
         save_csv(out/'wiseft.csv', res)
     return res[res['alpha'].isin(alphas)].reset_index(drop=True)
 
-# %% ../nbs/18_wiseft.ipynb #55eb8ba2
+# %% ../nbs/18_wiseft.ipynb #b2d164d3
 WISEFT_TABLE_COLUMNS = ['task', 'method', 'alpha', 'mean_delta_zs', 'mean_delta_lp', 'task_clf_top1', 'mean_zs_ece', 'mean_lp_ece', 'task_clf_ece']
 
 def wiseft_table(results: pd.DataFrame) -> pd.DataFrame:
@@ -152,6 +153,7 @@ def wiseft_table(results: pd.DataFrame) -> pd.DataFrame:
     t = pd.concat([forgetting_table(g).assign(alpha=a) for a, g in results.groupby('alpha')], ignore_index=True)
     return t[WISEFT_TABLE_COLUMNS].sort_values(['task', 'method', 'alpha'], ignore_index=True)
 
+# %% ../nbs/18_wiseft.ipynb #1f9b7b9b
 _X = {'mean_delta_lp': 'mean Δ_LP on the other datasets (points)', 'mean_delta_zs': 'mean Δ_ZS on the other datasets (points)'}
 
 def plot_wiseft(results: pd.DataFrame, tasks: Sequence[str] | None = None, title: str | None = None,
@@ -181,7 +183,7 @@ def plot_wiseft(results: pd.DataFrame, tasks: Sequence[str] | None = None, title
                           "is forgetting); y: the method's own classifier on the fine-tuning task's test split.")
     return finish_figure(fig, title or "Task accuracy against forgetting along the WiSE-FT interpolation", caption)
 
-# %% ../nbs/18_wiseft.ipynb #5ae5fae2
+# %% ../nbs/18_wiseft.ipynb #607a55f0
 def pareto_points(table: pd.DataFrame, x: str = 'mean_delta_lp', y: str = 'task_clf_top1') -> pd.DataFrame:
     "Per task, the (method, α) rows of a `wiseft_table` no other row beats: none with y ≥ and x ≥ (less forgetting), one of them >."
     keep = []
@@ -192,6 +194,7 @@ def pareto_points(table: pd.DataFrame, x: str = 'mean_delta_lp', y: str = 'task_
             if not beaten.any(): keep.append(idx)
     return table.loc[keep].sort_values(['task', x, 'method', 'alpha'], ignore_index=True)
 
+# %% ../nbs/18_wiseft.ipynb #256a39d7
 def frontier_gain(table: pd.DataFrame, method: str, other: str, x: str = 'mean_delta_lp', y: str = 'task_clf_top1') -> pd.DataFrame:
     "Per task and α of `other`: `method`'s best y among its points with x ≥ `other`'s (forgetting no more), minus `other`'s y."
     rows = []
@@ -209,7 +212,7 @@ def dominates(table: pd.DataFrame, method: str, other: str, x: str = 'mean_delta
     g = frontier_gain(table, method, other, x, y)
     return g.groupby('task')['gain'].apply(lambda s: bool((s >= 0).all()) and not s.isna().any())
 
-# %% ../nbs/18_wiseft.ipynb #aa7ca843
+# %% ../nbs/18_wiseft.ipynb #113e8915
 _SUMMARY = {'task_clf_top1': 'task acc. (%)', 'mean_delta_lp': 'mean Δ_LP', 'mean_delta_zs': 'mean Δ_ZS',
             'task_clf_ece': 'task ECE (%)', 'mean_lp_ece': 'mean LP ECE (%)', 'mean_zs_ece': 'mean ZS ECE (%)'}
 
@@ -222,6 +225,7 @@ def summary_markdown(table: pd.DataFrame) -> str:
         '\n\nΔ in points against the pre-trained model, mean over the evaluated datasets other than the task' + \
         ('; ECE (15 bins): ZS and LP mean over the other datasets, the classifier\'s on the task.\n' if ece else '.\n')
 
+# %% ../nbs/18_wiseft.ipynb #cfdce5f6
 def wiseft(runs: Sequence[str | Path] | str | Path, alphas: Sequence[float] = ALPHAS, out_dir: str | Path = 'wiseft',
            device: str = 'auto', data_root: str | None = None, precision: str = 'auto', keep_checkpoints: bool = False) -> pd.DataFrame:
     "WiSE-FT of every finished run folder in `runs` at every α; writes `wiseft.csv`, `summary.md` and `wiseft.png` into `out_dir`."

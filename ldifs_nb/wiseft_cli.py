@@ -7,13 +7,14 @@ Docs: https://ldifs-nb.github.io/ldifs_nb/wiseft_cli.html.md"""
 # %% auto #0
 __all__ = ['ALPHAS', 'check_alphas', 'wiseft_parser', 'check_wiseft_args', 'wiseft_cli']
 
-# %% ../nbs/20_wiseft_cli.ipynb #5d504f10
+# %% ../nbs/20_wiseft_cli.ipynb #a34ce5d4
 import argparse, sys
 from pathlib import Path
 from typing import Sequence
 
 from .forgetting_cli import check_device_and_folders   # torch-free, shared with ldifs-forgetting
 
+# %% ../nbs/20_wiseft_cli.ipynb #e8109c7b
 ALPHAS = tuple(i / 10 for i in range(11))   # the default grid: 0, 0.1, …, 1
 
 def check_alphas(alphas) -> list[float]:
@@ -31,7 +32,7 @@ def check_alphas(alphas) -> list[float]:
         out.add(round(f, 6))
     return sorted(out)
 
-# %% ../nbs/20_wiseft_cli.ipynb #91ab2a24
+# %% ../nbs/20_wiseft_cli.ipynb #c0aa91bb
 def wiseft_parser() -> argparse.ArgumentParser:
     "The arguments of `ldifs-wiseft` (those of `ldifs_nb.wiseft.wiseft`)."
     p = argparse.ArgumentParser(prog='ldifs-wiseft', formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -54,6 +55,7 @@ def wiseft_parser() -> argparse.ArgumentParser:
                    'default: deleted once evaluated)')
     return p
 
+# %% ../nbs/20_wiseft_cli.ipynb #14cbaf82
 def check_wiseft_args(a: dict) -> dict:
     "Check parsed `ldifs-wiseft` arguments without importing torch; raise one `ValueError` for the first bad one (α as a checked list)."
     for r in a['runs']:
@@ -66,6 +68,7 @@ def check_wiseft_args(a: dict) -> dict:
     check_device_and_folders(a)
     return a
 
+# %% ../nbs/20_wiseft_cli.ipynb #fae05be0
 def wiseft_cli(argv: Sequence[str] | None = None) -> None:
     "`ldifs-wiseft`: evaluate the WiSE-FT grid of the runs, write the results into --out and print the summary and where the results are."
     a = vars(wiseft_parser().parse_args(argv))
