@@ -19,7 +19,7 @@ __all__ = ['FIELD_HELP', 'RUN_HELP', 'RUN_EXAMPLES', 'SEQUENCE_HELP', 'SEQUENCE_
            'SMOKE_HELP', 'NBDEV_ALIASES', 'script_parser', 'config_parser', 'check_args', 'parse_args', 'stage_table',
            'run_cli', 'sequence_parser', 'sequence_cli', 'sweep_parser', 'sweep_cli', 'smoke_cli', 'main']
 
-# %% ../nbs/11_cli.ipynb #e678d33a
+# %% ../nbs/11_cli.ipynb #cx000003
 _j = ', '.join
 FIELD_HELP = {
     'method': f"fine-tuning method: {_j(METHOD_NAMES)}; or {_j(METHOD_ALIASES)} (LP-init unless --init zs)",
@@ -55,6 +55,7 @@ FIELD_HELP = {
 }
 _LISTS = ('ckpt_fractions', 'eval_datasets')  # fields that take several values
 
+# %% ../nbs/11_cli.ipynb #cx000005
 class _Formatter(argparse.RawDescriptionHelpFormatter):
     "Keeps the description's and example's line breaks; wide enough for one line per option."
     def __init__(self, prog): super().__init__(prog, max_help_position=30, width=120)
@@ -117,7 +118,7 @@ def parse_args(p: argparse.ArgumentParser, argv: Sequence[str] | None) -> dict:
     try: return check_args(a)
     except ValueError as e: sys.exit(f"{p.prog}: error: {e}")
 
-# %% ../nbs/11_cli.ipynb #b1c1a008
+# %% ../nbs/11_cli.ipynb #cx000007
 _ERRORS = (ValueError, FileNotFoundError, FloatingPointError)  # the package's deliberate, one-line errors
 
 def _print_table(t) -> None:
@@ -130,6 +131,7 @@ def stage_table(res, tasks: Sequence[str]):
     from ldifs_nb.report import delta_table
     return pd.concat({f'{k}: {t}': delta_table(res[res['stage'] == k]) for k, t in enumerate(tasks, 1)}, names=['stage'])
 
+# %% ../nbs/11_cli.ipynb #cx000009
 RUN_HELP = ("Fine-tune one method on one dataset, then evaluate every checkpoint on every dataset of the suite\n"
             "(ZS/LP accuracy, Δ_ZS/Δ_LP against the pre-trained model, distances). Prints the final Δ table and\n"
             "where the results are. A finished run is not redone; an interrupted one resumes from its last checkpoint.")
@@ -147,6 +149,7 @@ def run_cli(argv: Sequence[str] | None = None) -> None:
     print(f"results: {folder/'results.csv'}  (run folder {folder}: manifest, checkpoints, log)")
     # returns None: a console-script wrapper passes the return value to `sys.exit`
 
+# %% ../nbs/11_cli.ipynb #cx000010
 SEQUENCE_HELP = ("Fine-tune one method on a sequence of datasets (paper §5): each stage starts from the previous stage's\n"
                  "encoder with a new head; L2SP/LDIFS pull towards the previous stage's encoder (--anchor previous,\n"
                  "released code) or the pre-trained one (--anchor original). Evaluates every stage; prints the Δ table\n"
@@ -172,7 +175,7 @@ def sequence_cli(argv: Sequence[str] | None = None) -> None:
     print('Δ_ZS / Δ_LP (points vs the pre-trained model) and accuracies (%) after each stage:'); _print_table(stage_table(res, tasks))
     print(f"results: {folder/'results.csv'}  (stage folders {folder}/stage<k>-<task>/)")
 
-# %% ../nbs/11_cli.ipynb #b1c1a00a
+# %% ../nbs/11_cli.ipynb #cx000011
 SWEEP_HELP = ("Run a grid of fine-tuning runs (methods x datasets or sequences x seeds) as separate processes, N at a\n"
               "time: finished runs are skipped, interrupted ones resumed, failures recorded in OUT_DIR/sweep_status.csv\n"
               "(logs in OUT_DIR/sweep_logs/). With --select-lambda: the paper's λ grid per dataset, λ chosen on the\n"
@@ -208,6 +211,7 @@ def sweep_parser() -> argparse.ArgumentParser:
                    help=f"the λ values of --select-lambda (default: the paper's {' '.join(f'{l:g}' for l in LAMBDA_GRID)})")
     return p
 
+# %% ../nbs/11_cli.ipynb #cx000013
 def _folder(job) -> Path | None:
     "A job's folder, or None if its config is refused (the sweep's status table has its error)."
     try: return job.folder()
@@ -260,6 +264,7 @@ def sweep_cli(argv: Sequence[str] | None = None) -> None:
     failed = status[status['status'] == 'failed']
     if len(failed): sys.exit(f"ldifs-sweep: {len(failed)} of {len(status)} jobs failed; logs in {out/'sweep_logs'}")
 
+# %% ../nbs/11_cli.ipynb #cx000015
 SMOKE_HELP = ("Check the installation in about 30 s: time CE and LDIFS training steps side by side on a randomly\n"
               "initialised open_clip model with random images (offline; writes nothing).")
 

@@ -13,8 +13,9 @@ import argparse, difflib, importlib.util, os, re, sys
 from pathlib import Path
 from typing import Sequence
 
-from .config import DATASET_NAMES, NORMS, LP_PROTOCOLS, check_positive   # torch-free
+from .config import DATASET_NAMES, NORMS, LP_PROTOCOLS, PRECISIONS, check_positive   # torch-free
 
+# %% ../nbs/16_forgetting_cli.ipynb #fx000002
 WEIGHT_SUFFIXES = ('.safetensors', '.bin', '.pt', '.pth', '.ckpt')
 
 def model_names() -> list[str]:
@@ -25,6 +26,7 @@ def model_names() -> list[str]:
         names |= {p.stem for p in (Path(loc)/'model_configs').glob('*.json')}
     return sorted(names)
 
+# %% ../nbs/16_forgetting_cli.ipynb #fx000005
 def forgetting_parser() -> argparse.ArgumentParser:
     "The arguments of `ldifs-forgetting` (those of `ldifs_nb.forgetting.forgetting_report`)."
     p = argparse.ArgumentParser(prog='ldifs-forgetting', description="Concept forgetting (Δ_ZS, Δ_LP, feature distance) of "
@@ -48,11 +50,11 @@ def forgetting_parser() -> argparse.ArgumentParser:
                    "(default: a run folder's; none for files)")
     p.add_argument('--out', dest='out_dir', default='forgetting', help='output folder (default: forgetting)')
     p.add_argument('--device', default='auto', help='auto = cuda if available, else cpu; or cpu, cuda, cuda:N, mps (default: auto)')
-    p.add_argument('--precision', default='auto', choices=['auto', 'fp32', 'bf16'],
+    p.add_argument('--precision', default='auto', choices=['auto', *PRECISIONS],
                    help="precision of the encoding passes; auto = the package's evaluation default, fp32 on every device (default: auto)")
-    p.add_argument('--lp-protocol', default=None, choices=list(LP_PROTOCOLS), help="linear probes: adamw (released code: AdamW, "
-                   "lr grid) or l2 (paper text: sklearn, C grid) (default: a run folder's, else adamw)")
-    p.add_argument('--norm', default=None, choices=list(NORMS), help="feature normalisation of the distance (default: a run folder's, else channel)")
+    p.add_argument('--lp-protocol', default=None, choices=list(LP_PROTOCOLS), help=f"linear probes: {LP_PROTOCOLS[0]} (released code: AdamW, "
+                   f"lr grid) or {LP_PROTOCOLS[1]} (paper text: sklearn, C grid) (default: a run folder's, else {LP_PROTOCOLS[0]})")
+    p.add_argument('--norm', default=None, choices=list(NORMS), help=f"feature normalisation of the distance (default: a run folder's, else {NORMS[0]})")
     p.add_argument('--seed', type=int, default=None, help="seed of the linear probes and the feature-distance sample "
                    "(default: a run folder's, else 0)")
     p.add_argument('--fd-examples', type=int, default=None, help="images per split for the feature distance (default: a run folder's, else 2000)")
@@ -61,6 +63,7 @@ def forgetting_parser() -> argparse.ArgumentParser:
                    "(default: deleted once each checkpoint is evaluated)")
     return p
 
+# %% ../nbs/16_forgetting_cli.ipynb #fx000008
 def _check(value, valid: Sequence[str], what: str) -> None:
     if value is not None and value not in valid:
         raise ValueError(f"Unknown {what} {value!r}. Valid {what}s: {', '.join(valid)}")
@@ -73,6 +76,7 @@ def check_device_and_folders(a: dict) -> None:
         if a.get(k) is not None and Path(a[k]).exists() and not Path(a[k]).is_dir():
             raise ValueError(f"--{k.replace('_dir', '').replace('_', '-')} {a[k]!r} is a file, not a folder. Give a folder path")
 
+# %% ../nbs/16_forgetting_cli.ipynb #fx000010
 def check_forgetting_args(a: dict) -> dict:
     "Check paths and names of parsed `ldifs-forgetting` arguments without importing torch; raise one `ValueError` for the first bad one."
     for c in a['checkpoints']:
@@ -97,6 +101,7 @@ def check_forgetting_args(a: dict) -> dict:
     check_positive(fd_examples=a.get('fd_examples'))
     return a
 
+# %% ../nbs/16_forgetting_cli.ipynb #fx000013
 def forgetting_cli(argv: Sequence[str] | None = None) -> None:
     "`ldifs-forgetting`: write results.csv, summary.md and forgetting.png into --out and print the settings line, the summary and where the results are."
     a = vars(forgetting_parser().parse_args(argv))
@@ -108,4 +113,3 @@ def forgetting_cli(argv: Sequence[str] | None = None) -> None:
     except (ValueError, FileNotFoundError) as e: sys.exit(f"ldifs-forgetting: error: {e}")
     print(summary_markdown(res))
     print(f"results: {Path(a['out_dir'])/'results.csv'}  (folder {a['out_dir']}: summary.md, forgetting.png, manifest.json)")
-

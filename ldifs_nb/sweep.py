@@ -14,7 +14,7 @@ from typing import Callable, Sequence
 
 import pandas as pd
 
-from .core import atomic_path, read_json, check_name, progress, folder_lock, verify_file, save_csv, CorruptFileError
+from .core import atomic_path, check_name, progress, folder_lock, verify_file, save_csv, CorruptFileError
 from .train import FinetuneConfig, resolve_config, run_dir, sequence_dir, read_manifest
 from .report import final, load_results
 from . import config
@@ -24,7 +24,7 @@ __all__ = ['FORK_JOBS', 'STATUS_COLUMNS', 'PREEMPT_WAIT_S', 'LAMBDA_GRID', 'Job'
            'run_process', 'sweep', 'run_jobs', 'SubmititTask', 'slurm_executor', 'job_gpus', 'submit_jobs',
            'best_lambda', 'select_lambda', 'seed_study']
 
-# %% ../nbs/12_sweep.ipynb #045a4bd0
+# %% ../nbs/12_sweep.ipynb #sx000001
 @dataclass
 class Job:
     "One run (a dataset) or one sequence (several datasets) of one method and seed."
@@ -74,6 +74,7 @@ class Job:
             env['CUDA_VISIBLE_DEVICES'] = ','.join(d.split(':')[1] if ':' in d else '0' for d in devices)
         return torchrun_argv(len(devices), argv) + ['--device', kinds.pop() if len(kinds) == 1 else 'auto'], env
 
+# %% ../nbs/12_sweep.ipynb #sx000003
 def torchrun_argv(n: int, argv: Sequence[str]) -> list[str]:
     "`argv` (a Python command line) started as `n` data-parallel ranks by torchrun (a free port per job: `--standalone`)."
     return [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc-per-node', str(n), '--no-python', *argv]
@@ -87,7 +88,7 @@ def sweep_jobs(methods: Sequence[str], datasets: Sequence[str] = (), sequences: 
     if not tasks: raise ValueError("A sweep needs at least one dataset or sequence")
     return [Job(m, t, s, dict(options), n_devices=n_devices) for t in tasks for m in methods for s in seeds]
 
-# %% ../nbs/12_sweep.ipynb #835b10b1
+# %% ../nbs/12_sweep.ipynb #sx000007
 class DevicePool:
     "Devices handed out to jobs: a job waits for `n` free devices, holds them while it runs and gives them back."
     def __init__(self, devices: Sequence[str]):
@@ -106,6 +107,7 @@ class DevicePool:
             with self.cv:
                 self.free = sorted(self.free + got, key=self.order.index); self.cv.notify_all()
 
+# %% ../nbs/12_sweep.ipynb #sx000010
 def _log_path(status_dir: Path, job: Job) -> Path: return Path(status_dir)/'sweep_logs'/(job.name.replace('/', '__') + '.log')
 
 def _error_line(log: Path, rc: int | None = None) -> str:
@@ -114,6 +116,7 @@ def _error_line(log: Path, rc: int | None = None) -> str:
     said = [l for l in lines if ': error:' in l]   # (a missing-data error goes on with how to get the data)
     return said[-1] if said else lines[-1] if lines else f'exit code {rc}' if rc is not None else ''
 
+# %% ../nbs/12_sweep.ipynb #sx000012
 def _job_server() -> None:
     """The sweep's job server: imports what every job needs (torch, open_clip, the package) once, then runs each job it
     reads from stdin (a JSON line: id, console-script function, its arguments, log file, environment) in a fork of itself,
@@ -154,6 +157,7 @@ def _job_server() -> None:
             if done:
                 print(running.pop(pid), os.waitstatus_to_exitcode(status), flush=True)
 
+# %% ../nbs/12_sweep.ipynb #sx000013
 class _JobServer:
     "The caller's side of `_job_server`: `run(cmd, args, log, env)` from any thread, waits for that job's exit code."
     def __init__(self, env: dict):
@@ -188,6 +192,7 @@ def _returncode(argv: list[str], log: Path, env: dict, server: _JobServer | None
         return server.run(argv[2][len(prefix):].split(';')[0], argv[3:], log, env)
     with open(log, 'w') as f: return subprocess.run(argv, stdout=f, stderr=subprocess.STDOUT, env=env).returncode
 
+# %% ../nbs/12_sweep.ipynb #sx000014
 def run_process(job: Job, devices: Sequence[str] | None, log: Path, env: dict, server: _JobServer | None = None) -> dict:
     "Run one job (its console script, or torchrun over several devices) with its output in `log`; its status row."
     t0 = time.perf_counter()
@@ -198,6 +203,7 @@ def run_process(job: Job, devices: Sequence[str] | None, log: Path, env: dict, s
     return dict(job=job.name, status='done' if r.returncode == 0 else 'failed', error=err,
                 seconds=round(time.perf_counter() - t0, 1), where=' '.join(devices or ()))
 
+# %% ../nbs/12_sweep.ipynb #sx000017
 STATUS_COLUMNS = ['job', 'status', 'error', 'seconds', 'where']
 
 def sweep(methods: Sequence[str], datasets: Sequence[str] = (), sequences: Sequence[Sequence[str]] = (),
@@ -208,6 +214,7 @@ def sweep(methods: Sequence[str], datasets: Sequence[str] = (), sequences: Seque
     for j in jobs: j.folder()   # every job's config checked (one clear error) before anything runs or is written
     return run_jobs(jobs, n_jobs, devices, Path(out_dir), executor=executor)
 
+# %% ../nbs/12_sweep.ipynb #sx000018
 def _todo(jobs: Sequence[Job]) -> tuple[list[dict], list[Job]]:
     "Rows of the jobs already finished (or whose config is refused) and the jobs still to run — read from the run folders."
     names = [j.name for j in jobs]
@@ -254,7 +261,7 @@ def run_jobs(jobs: Sequence[Job], n_jobs: int | None = None, devices: Sequence[s
             if server is not None: server.close()
         return _save_status(rows, jobs, status_dir)
 
-# %% ../nbs/12_sweep.ipynb #b7e2a004
+# %% ../nbs/12_sweep.ipynb #sx000022
 PREEMPT_WAIT_S = 60   # how long a job whose run got SIGTERM waits for submitit's requeue signal before it counts as failed
 
 class SubmititTask:
@@ -296,6 +303,7 @@ class SubmititTask:
 
     def __getstate__(self): return {k: v for k, v in self.__dict__.items() if k not in ('_proc', '_ended')}  # a process is not sent along
 
+# %% ../nbs/12_sweep.ipynb #sx000024
 def _minutes(t) -> int:
     "A Slurm time limit as minutes: a number of minutes, 'H:MM', 'H:MM:SS' or 'D-HH:MM:SS'."
     s = str(t).strip()
@@ -323,6 +331,7 @@ def slurm_executor(folder: str | Path, partition: str | None = None, gpus_per_jo
     ex.update_parameters(**p, **extra)
     return ex
 
+# %% ../nbs/12_sweep.ipynb #sx000026
 def job_gpus(job: Job, gpus_per_job: int | None = None) -> int:
     "GPUs a submitted `job` asks the cluster for: `gpus_per_job`, or (None) 1 unless the job runs on `--device cpu`; a CPU job asks for none."
     device = str(job.options.get('device') or 'auto')
@@ -346,6 +355,7 @@ def _request(executor, gpus: int, n: int) -> str:
                       f"{cpus} CPUs per job" if cpus else "the default CPUs per job",
                       f"time limit {p.get('time') or p.get('timeout_min')} min"])
 
+# %% ../nbs/12_sweep.ipynb #sx000028
 def _submit(executor, tasks: list, gpus: int) -> list:
     "Submit `tasks` as one array asking for `gpus` GPUs each; a refused submission → one ValueError saying what was asked and how to change it."
     import submitit
@@ -364,6 +374,7 @@ def _submit(executor, tasks: list, gpus: int) -> list:
         if old is None: p.pop('gpus_per_node', None)
         else: p['gpus_per_node'] = old
 
+# %% ../nbs/12_sweep.ipynb #sx000029
 def submit_jobs(jobs: Sequence[Job], executor, status_dir: Path, wait: bool = True) -> list[dict]:
     "Submit `jobs` through a submitit executor (as one array per GPU count, one array in all for a uniform sweep), wait for them; their status rows."
     if isinstance(executor, str):
@@ -394,7 +405,7 @@ def submit_jobs(jobs: Sequence[Job], executor, status_dir: Path, wait: bool = Tr
         r['seconds'] = round(time.perf_counter() - t0, 1)
     return rows
 
-# %% ../nbs/12_sweep.ipynb #e9817ed8
+# %% ../nbs/12_sweep.ipynb #sx000032
 LAMBDA_GRID = config.LAMBDA_GRID   # the paper's λ grid; defined in the torch-free `ldifs_nb.config` for the console scripts
 
 def _lambda_row(results: Path, dataset: str) -> dict:
@@ -417,6 +428,7 @@ def best_lambda(table: pd.DataFrame) -> float:
     if ok.empty: raise ValueError('No λ has a validation accuracy.')
     return float(ok.sort_values(['val_top1', 'lam'], ascending=[False, False]).iloc[0]['lam'])
 
+# %% ../nbs/12_sweep.ipynb #sx000035
 def select_lambda(dataset: str, method: str = 'lp-init-ldifs', grid: Sequence[float] = LAMBDA_GRID, seed: int = 0,
                   n_jobs: int | None = None, devices: Sequence[str] | None = None, out_dir: str = 'runs', executor='local', n_devices: int = 1,
                   allow_failed: bool = False, **options) -> tuple[float, pd.DataFrame]:
