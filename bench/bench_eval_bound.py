@@ -1,7 +1,7 @@
 """Evaluation against its bound: `evaluate_run` on the default micro run (`ldifs-run --dataset micro-position`) against
 encoding every evaluated image once per checkpoint (the package's own `embed` over the train and test splits of the
 suite, for every checkpoint), side by side in one process; and the linear probes of every checkpoint, today's
-(`ldifs_nb.evaluate.linear_probes`: all datasets of a checkpoint fitted together) against the previous layout (a copy
+(`ldifs_nb.probe.linear_probes`: all datasets of a checkpoint fitted together) against the previous layout (a copy
 below: one dataset at a time, logits [N, 5K] and `torch.softmax` over the [N·5, K] view), on the same embeddings, with
 the chosen lrs, the accuracies, the probes' FLOP count and achieved FLOP/s, and the time of their matrix products alone.
 

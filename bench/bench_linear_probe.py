@@ -1,4 +1,4 @@
-"""Linear-probe benchmark: the protocols of `ldifs_nb.evaluate.linear_probe` on the same features, side by side
+"""Linear-probe benchmark: the protocols of `ldifs_nb.probe.linear_probe` on the same features, side by side
 (wall time, test accuracy, chosen hyper-parameter, held-out accuracy per value), interleaved repetitions:
 
 - `adamw`        the default, released protocol: the 5 learning rates fitted in one batched full-batch AdamW run

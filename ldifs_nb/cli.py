@@ -141,7 +141,9 @@ RUN_EXAMPLES = ("ldifs-run --method ldifs --dataset micro-position      # micro-
 def run_cli(argv: Sequence[str] | None = None) -> None:
     "`ldifs-run`: fine-tune one method on one dataset, evaluate, print the final Δ table and where the results are."
     a = parse_args(config_parser('ldifs-run', RUN_HELP, RUN_EXAMPLES), argv)
-    from ldifs_nb.train import run_experiment, resolve_config, run_dir
+    from ldifs_nb.train import resolve_config
+    from ldifs_nb.runs import run_dir
+    from ldifs_nb.experiment import run_experiment
     from ldifs_nb.report import delta_table
     try: res, folder = run_experiment(**a), run_dir(resolve_config(**a))
     except _ERRORS as e: sys.exit(f"ldifs-run: error: {e}")
@@ -167,7 +169,9 @@ def sequence_parser() -> argparse.ArgumentParser:
 def sequence_cli(argv: Sequence[str] | None = None) -> None:
     "`ldifs-sequence`: fine-tune one method on a sequence of datasets, evaluate, print each stage's Δ table and where the results are."
     a = parse_args(sequence_parser(), argv)
-    from ldifs_nb.train import run_sequence, resolve_config, sequence_dir
+    from ldifs_nb.train import resolve_config
+    from ldifs_nb.runs import sequence_dir
+    from ldifs_nb.experiment import run_sequence
     tasks, anchor = a.pop('tasks'), a.pop('anchor')
     try: res = run_sequence(tasks, anchor=anchor, **a)
     except _ERRORS as e: sys.exit(f"ldifs-sequence: error: {e}")

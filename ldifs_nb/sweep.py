@@ -15,7 +15,9 @@ from typing import Callable, Sequence
 import pandas as pd
 
 from .core import atomic_path, check_name, progress, folder_lock, verify_file, save_csv, CorruptFileError
-from .train import FinetuneConfig, resolve_config, run_dir, sequence_dir, read_manifest
+from .config import FinetuneConfig
+from .train import resolve_config
+from .runs import run_dir, sequence_dir, read_manifest
 from .report import final, load_results
 from . import config
 
