@@ -61,6 +61,7 @@ def _read_cache(path: str | Path, mmap: bool = False):
         except CorruptFileError as err: warnings.warn(f"{err}; computing it again")   # a damaged cache entry is rebuilt, never used
     return out if agree(out is not None) else None   # in a sharded evaluation: a hit only if every rank has it
 
+# %% ../nbs/06_evaluate.ipynb #6fc9b431
 EVAL_PRECISION: dict[str, str] = {}   # precision='auto' per device type (absent: fp32); bf16 moved an LP accuracy by 0.6 points (below)
 
 def resolve_precision(precision: str, device) -> str:
@@ -68,6 +69,7 @@ def resolve_precision(precision: str, device) -> str:
     if precision == 'auto': return EVAL_PRECISION.get(torch.device(device).type, 'fp32')
     return check_name(precision, PRECISIONS, 'evaluation precision')
 
+# %% ../nbs/06_evaluate.ipynb #9443be52
 @contextlib.contextmanager
 def inference(device, precision: str = 'fp32'):
     "Evaluation forwards: `torch.inference_mode`, and for 'bf16' bf16 autocast (+ TF32 matmuls on CUDA)."
@@ -84,7 +86,6 @@ def _tag(precision: str) -> str:
     "File-name suffix of a precision (fp32 files keep the names they always had)."
     return '' if precision == 'fp32' else f'_{precision}'
 
-
 # %% ../nbs/06_evaluate.ipynb #ca8168df
 def model_fingerprint(visual: nn.Module) -> str:
     "Content hash of an encoder's state dict (the cache key of its embeddings)."
@@ -99,6 +100,7 @@ def embedding_path(fingerprint: str, name: str, split: str, image_size: int, roo
     "Where the embeddings of (encoder, dataset, stored split, input size, precision) are cached."
     return encoder_cache(fingerprint, root, cache_dir)/f'{cache_key(name)}_{split}_{image_size}_e{STORE_LAYOUT}{_tag(precision)}.npy'
 
+# %% ../nbs/06_evaluate.ipynb #72c118b8
 def _encode(visual: nn.Module, images, rows, size: int, mean, std, device, batch_size: int, precision: str = 'fp32',
             fd: np.ndarray | None = None, norm: str = 'channel', on_taps=None) -> torch.Tensor:
     """One eval-mode pass over `rows` of the stored images: L2-normalised float32 embeddings [n, D] on `device`.
@@ -142,6 +144,7 @@ def _whole(ds) -> ImageStore:
     "The stored split a dataset's rows come from, all of it."
     return ds.images if ds.rows is None else ImageStore(ds.images.pixels, ds.images.shapes)
 
+# %% ../nbs/06_evaluate.ipynb #3867fcb6
 def embed(visual: nn.Module, name: str, split: str, root=None, batch_size: int = 256, device: str | torch.device = 'cpu',
           cache_dir=None, fingerprint: str | None = None, precision: str = 'fp32') -> np.ndarray:
     "L2-normalised image embeddings [N, D] of a dataset split, cached on disk per (weights, dataset, stored split, input size)."
@@ -154,7 +157,6 @@ def embed(visual: nn.Module, name: str, split: str, root=None, batch_size: int =
         e = _run_encoder(visual, _whole(ds), *norm_stats(visual), batch_size, dev, size, precision)
         _write_cache(f, e)
     return e if ds.rows is None else e[ds.rows]
-
 
 # %% ../nbs/06_evaluate.ipynb #0c74b4e7
 def zeroshot_accuracy(emb, labels, head) -> dict:
@@ -171,6 +173,7 @@ def param_distance(encoder: nn.Module, ref_params: dict[str, torch.Tensor] | nn.
     ref = dict(ref_params.named_parameters()) if isinstance(ref_params, nn.Module) else ref_params
     return float(l2sp_penalty(encoder, ref, dtype=torch.float64))
 
+# %% ../nbs/06_evaluate.ipynb #18406e9a
 FD_SEED = 0   # the subsample's seed: the same rows for every run, so every run shares the reference's taps
 
 def fd_rows(n: int, max_examples: int | None = 2000, seed: int = FD_SEED) -> np.ndarray:
@@ -178,6 +181,7 @@ def fd_rows(n: int, max_examples: int | None = 2000, seed: int = FD_SEED) -> np.
     if max_examples and n > max_examples: return np.sort(np.random.default_rng(seed).choice(n, max_examples, replace=False))
     return np.arange(n)
 
+# %% ../nbs/06_evaluate.ipynb #00df0f32
 @torch.no_grad()
 def feature_distance(visual: nn.Module, visual_ref: nn.Module, name: str, split: str, root=None, norm: str = 'channel',
                      batch_size: int = 128, max_examples: int | None = 2000, device: str | torch.device = 'cpu',
@@ -196,7 +200,6 @@ def feature_distance(visual: nn.Module, visual_ref: nn.Module, name: str, split:
             total += float(ldifs_distance(extract_features(visual, x, norm), extract_features(visual_ref, x, norm), 'none').sum())
     finally: visual.train(modes[0]); visual_ref.train(modes[1])
     return total / max(len(idx), 1)
-
 
 # %% ../nbs/06_evaluate.ipynb #a6796854
 def _delta_name(metric: str) -> str:
@@ -236,6 +239,7 @@ def dataset_head(model: nn.Module, tokenizer, name: str) -> torch.Tensor:
         heads[name] = zeroshot_head(model, tokenizer, s.classnames, s.templates).float().cpu()
     return heads[name]
 
+# %% ../nbs/06_evaluate.ipynb #d351eca9
 def _lp_tag(protocol: str, backend: str) -> str:
     "The LP part of a metrics file's name: the protocol (and, for `l2`, the back-end)."
     _check_protocol(protocol, backend)
@@ -245,7 +249,6 @@ def taps_path(fingerprint: str, name: str, split: str, image_size: int, norm: st
               root=None, cache_dir=None, precision: str = 'fp32') -> Path:
     "Where an encoder's normalised taps on the `n_rows` feature-distance rows (`fd_rows`) of a split are cached (fp16 [rows, Σ T·D])."
     return encoder_cache(fingerprint, root, cache_dir)/f'{cache_key(name)}_{split}_{image_size}_e{STORE_LAYOUT}_taps-{norm}-n{n_rows}-s{FD_SEED}{_tag(precision)}.npy'
-
 
 # %% ../nbs/06_evaluate.ipynb #5144ce05
 class _Collect:
@@ -377,6 +380,7 @@ class EvalOptions:
             raise TypeError(f"Unknown evaluation option(s) {sorted(bad)}; valid: {[f.name for f in dataclasses.fields(cls)]}")
         return dataclasses.replace(opts or cls(), **fields)
 
+# %% ../nbs/06_evaluate.ipynb #6fefa55b
 def evaluate_checkpoint(visual: nn.Module, datasets: Sequence[str], ref: nn.Module | None = None,
                         model: nn.Module | None = None, tokenizer=None, task: str | None = None, root=None,
                         device='cpu', opts: EvalOptions | None = None, heads: dict | None = None, cache_dir=None,
@@ -420,7 +424,6 @@ def evaluate_checkpoint(visual: nn.Module, datasets: Sequence[str], ref: nn.Modu
                  for s in splits.get(name, ())]
     if ref is not None: rows.append(dict(dataset=task or '-', split='-', metric='param_distance', value=param_distance(visual, ref)))
     return pd.DataFrame(rows, columns=['dataset', 'split', 'metric', 'value'])
-
 
 # %% ../nbs/06_evaluate.ipynb #d3dd996d
 def evaluate_states(items: Sequence[dict], model: nn.Module, tokenizer, datasets: Sequence[str], opts: EvalOptions | None = None,

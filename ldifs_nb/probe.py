@@ -71,6 +71,7 @@ class ProbeResult:
     @property
     def reg(self) -> float | None: return self.hparam if self.protocol == 'l2' else None
 
+# %% ../nbs/23_probe.ipynb #352de877
 def _check_protocol(protocol: str, backend: str) -> None:
     check_name(protocol, LP_PROTOCOLS, 'LP protocol')
     check_name(backend, LP_BACKENDS, 'LP backend')
@@ -83,6 +84,7 @@ def _probe_device(device, *arrays) -> torch.device:
     if device is not None: return resolve_device(device)
     return next((a.device for a in arrays if isinstance(a, torch.Tensor)), torch.device('cpu'))
 
+# %% ../nbs/23_probe.ipynb #8e636492
 def _features(x, device) -> torch.Tensor:
     "Embeddings (numpy or tensor) as L2-normalised float32 [N, D] on `device`."
     x = x.detach() if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))
@@ -126,6 +128,7 @@ def _probe_groups(problems: Sequence[tuple], max_pad: float = 0.25) -> list[list
         else: groups.append([i])
     return groups
 
+# %% ../nbs/23_probe.ipynb #dd541606
 @torch.no_grad()
 def _fit_adamw_group(problems: Sequence[tuple], seed: int, steps: int, weight_decay: float, betas, eps):
     "`_fit_adamw_many` for problems of one `_probe_groups` group: one [B, G·K, N] product per step for all of them."
@@ -156,6 +159,7 @@ def _fit_adamw_group(problems: Sequence[tuple], seed: int, steps: int, weight_de
     P = P.view(B, G, k, d + 1)
     return [(P[i, ..., :d].contiguous(), P[i, ..., d].contiguous()) for i in range(B)]
 
+# %% ../nbs/23_probe.ipynb #ceb3aa2b
 def _fit_adamw_many(problems: Sequence[tuple], seed: int = 0, steps: int = LP_STEPS, weight_decay: float = 0.01,
                     betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> list[tuple[torch.Tensor, torch.Tensor]]:
     "Problems (x [N, D] L2-normalised, y [N], k, lrs), one probe per lr each, fitted by full-batch AdamW, grouped: [(W [G, K, D], b [G, K])]."
@@ -199,6 +203,7 @@ def _threads_for(work: float, limit: float = 2e7):
         with threadpool_limits(1): yield
     finally: torch.set_num_threads(n)
 
+# %% ../nbs/23_probe.ipynb #4d7b53e5
 def _fit_torch(basis: _Eigenbasis, y: torch.Tensor, k: int, reg: float, init=None, tol: float = 1e-5,
                max_iter: int = 300, curvature: float = 0.1) -> tuple[torch.Tensor, torch.Tensor]:
     "Minimise mean CE + reg/(2n)·‖W‖² by preconditioned L-BFGS from `init` (U, c); return (U, c) in the basis."
@@ -218,6 +223,7 @@ def _fit_torch(basis: _Eigenbasis, y: torch.Tensor, k: int, reg: float, init=Non
     opt.step(closure)
     return P.detach() * scale, c.detach()
 
+# %% ../nbs/23_probe.ipynb #4638e316
 def _fit_sklearn(x: np.ndarray, y: np.ndarray, k: int, reg: float, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     "sklearn's LogisticRegression(C=1/reg, max_iter=1000) as in the released code, as (W [K, D], b [K])."
     import warnings

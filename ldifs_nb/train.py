@@ -122,6 +122,7 @@ def trainable_parameters(p: Prepared) -> list[nn.Parameter]:
         return [q for n, q in p.model.named_parameters() if not n.startswith('logit_')]
     return list(p.model.parameters())
 
+# %% ../nbs/09_train.ipynb #251a1eca
 def build_model(cfg: FinetuneConfig, start: dict | None = None, anchor: dict | None = None,
                 fit_head: bool = True) -> Prepared:
     "The module `cfg.method` trains, its frozen anchor and loss inputs (cfg must be resolved)."
