@@ -23,7 +23,7 @@ from .evaluate import EvalOptions, evaluate_states, embed, logit_scale_of, logit
 from .train import resolve_config, finetune, finetune_sequence, prechecks
 
 # %% auto #0
-__all__ = ['classifier_rows', 'evaluate_run', 'evaluate_sequence', 'run_experiment', 'run_sequence']
+__all__ = ['evaluate_run', 'evaluate_sequence', 'run_experiment', 'run_sequence']
 
 # %% ../nbs/24_experiment.ipynb #1e9f740d
 def _results(path: Path) -> pd.DataFrame | None:
@@ -34,7 +34,7 @@ def _results(path: Path) -> pd.DataFrame | None:
 def _drop_if_empty(folder: Path) -> None:
     if folder.is_dir() and not any(folder.iterdir()): folder.rmdir()
 
-def classifier_rows(cfg, state: dict, clip_model, tok, visual, root, device, cache, fp, precision) -> pd.DataFrame:
+def _classifier_rows(cfg, state: dict, clip_model, tok, visual, root, device, cache, fp, precision) -> pd.DataFrame:
     "The fine-tuned classifier's own top-1 (test and val10) and ECE (test) on its task; FLYP's head is its own text tower's."
     m, spec = get_method(cfg.method), get_dataset(cfg.dataset)
     if m.objective == 'ce':
@@ -68,7 +68,7 @@ def evaluate_run(rd: str | Path, device: str = 'auto', data_root: str | None = N
     (rd/'results').mkdir(exist_ok=True)
     items = [dict(step=s, fraction=f, full=st, state=split_state(st, m.objective)['visual'], task=cfg.dataset,
                   out=rd/'results'/f'step_{s:06d}.csv') for s, f, st in checkpoint_states(rd)]
-    extra = lambda it, visual, cache, fp: classifier_rows(cfg, it['full'], clip_model, tok, visual, data_root, dev, cache, fp, precision)
+    extra = lambda it, visual, cache, fp: _classifier_rows(cfg, it['full'], clip_model, tok, visual, data_root, dev, cache, fp, precision)
     frames = []
     for it, df, fp in evaluate_states(items, clip_model, tok, list(cfg.eval_datasets), opts, data_root, dev, rd/'embeddings',
                                   keep_embeddings, extra=extra, done=lambda it: _results(it['out']),
