@@ -45,6 +45,7 @@ def _tensors(obj, what: str) -> dict[str, torch.Tensor]:
                          f"(name → tensor), possibly under one of the keys {', '.join(WRAPPERS)}")
     return {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
 
+# %% ../nbs/15_forgetting.ipynb #2c41eef9
 def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
     "The tensors of a weights file: safetensors, or a PyTorch .bin/.pt/.pth/.ckpt read with `weights_only=True`."
     path = Path(path)
@@ -59,6 +60,7 @@ def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
                          "so pickled modules or optimisers with custom classes are refused)") from None
     return _tensors(obj, str(path))
 
+# %% ../nbs/15_forgetting.ipynb #760dd4f0
 def vision_state(weights: dict[str, torch.Tensor], visual: nn.Module, what: str = 'the checkpoint') -> dict[str, torch.Tensor]:
     "The state dict of the vision tower `visual` inside `weights`, whatever prefix (module., model., visual., …) is on its names."
     target = visual.state_dict()
@@ -105,6 +107,7 @@ def is_hf_clip(weights: dict) -> bool:
     return any(k.endswith(('embeddings.patch_embedding.weight', 'embeddings.token_embedding.weight')) for k in weights) and \
         any('encoder.layers.' in k for k in weights)
 
+# %% ../nbs/15_forgetting.ipynb #51f2c99c
 def _hf_tower(w: dict, p: str, top: dict, out: str) -> dict[str, torch.Tensor]:
     "The open_clip names (under `out`) of the HF tower at prefix `p`: `top` renamed, every encoder layer renamed, q/k/v stacked."
     got = {}
@@ -136,6 +139,7 @@ def hf_to_open_clip(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]
     if (r := _hf_root(w, 'logit_scale')) is not None: out['logit_scale'] = w[r + 'logit_scale']
     return out
 
+# %% ../nbs/15_forgetting.ipynb #42825fb1
 def read_hf_clip(folder: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
     "The weights and the vision config (a dict; {} if none) of a folder written by `transformers`' `save_pretrained`."
     folder = Path(folder)
@@ -148,6 +152,7 @@ def read_hf_clip(folder: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
     for f in files: weights |= read_weights(f)
     return weights, vision
 
+# %% ../nbs/15_forgetting.ipynb #3747b869
 def _hf_config(visual: nn.Module) -> dict:
     "A transformers CLIPVisionConfig (as a dict) with the shapes and activation of the open_clip ViT `visual`."
     t, b = visual.transformer, visual.transformer.resblocks[0]
@@ -194,6 +199,7 @@ def check_hf_vision(hf_weights: dict[str, torch.Tensor], visual: nn.Module, conf
                          "OpenAI's weights need a -quickgelu base (e.g. ViT-B-32-quickgelu) or quick_gelu=True")
     return diff
 
+# %% ../nbs/15_forgetting.ipynb #110144af
 def hf_vision_state(weights: dict[str, torch.Tensor], visual: nn.Module, config: dict | None = None,
                     what: str = 'the checkpoint') -> tuple[dict[str, torch.Tensor], float]:
     """The open_clip state dict of the vision tower `visual` from a `transformers` CLIP state dict (the base's `proj` where it
@@ -206,7 +212,6 @@ def hf_vision_state(weights: dict[str, torch.Tensor], visual: nn.Module, config:
     state = vision_state(mapped, visual, what)
     v = copy.deepcopy(visual); v.load_state_dict(state)
     return state, check_hf_vision(_tensors(weights, what), v.eval(), config)
-
 
 # %% ../nbs/15_forgetting.ipynb #cb174142
 def _read_any(c, visual: nn.Module, what: str) -> dict:
@@ -261,6 +266,7 @@ def summary_markdown(results: pd.DataFrame) -> str:
     return '\n'.join(lines) + ('Accuracies and expected calibration errors (ECE, 15 bins) in percent, Δ in points against the base model '
                                 '(paper Eq. 2; negative = forgetting).\n')
 
+# %% ../nbs/15_forgetting.ipynb #a003a4f5
 def plot_forgetting(results: pd.DataFrame) -> plt.Figure:
     "Δ_ZS and Δ_LP (points) per dataset against the checkpoints' fraction of fine-tuning; one line per dataset and label."
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharex=True)
@@ -293,6 +299,7 @@ def run_settings(folder: str | Path) -> dict:
                 lp_backend=c.get('lp_backend', 'torch'), norm=c['norm'], fd_examples=c.get('fd_examples', 2000),
                 datasets=list(c['eval_datasets']), task=c['dataset'])
 
+# %% ../nbs/15_forgetting.ipynb #66185778
 def report_settings(checkpoints, given: dict) -> tuple[dict, str]:
     """The report's settings: each one in `given`, else the run folders' among `checkpoints` (all alike), else the default;
     and one line saying which came from where."""
@@ -319,6 +326,7 @@ def report_settings(checkpoints, given: dict) -> tuple[dict, str]:
             + ', '.join(f"{k} {show(k)} ({src[k]})" for k in _FROM_RUN))
     return s, line
 
+# %% ../nbs/15_forgetting.ipynb #5526c456
 def forgetting_report(checkpoints, base: str | None = None, datasets: Sequence[str] | None = None, out_dir: str | Path = 'forgetting',
                       pretrained: str | None = 'auto', task: str | None = None, device: str = 'auto', lp_protocol: str | None = None,
                       lp_backend: str | None = None, seed: int | None = None, norm: str | None = None, fd_examples: int | str | None = 'auto',

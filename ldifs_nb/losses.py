@@ -132,6 +132,7 @@ def class_prompt_tokens(tokenizer, classnames: Sequence[str], templates: Sequenc
     "Tokens of every template filled with every class name: [K, n_templates, L]."
     return torch.stack([tokenizer([t.format(c) for t in templates]) for c in classnames])
 
+# %% ../nbs/05_losses.ipynb #38e19cdb
 class TwoTowers(nn.Module):
     "A CLIP model's image and text features (not normalised) and its logit scale, in one `forward` (what DDP wraps for FLYP)."
     def __init__(self, clip: nn.Module):
@@ -139,6 +140,7 @@ class TwoTowers(nn.Module):
     def forward(self, images: torch.Tensor, tokens: torch.Tensor):
         return self.clip.encode_image(images), self.clip.encode_text(tokens), self.clip.logit_scale.exp()
 
+# %% ../nbs/05_losses.ipynb #d126eab5
 def contrastive_loss(method: Method, model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *,
                      class_tokens: torch.Tensor, logit_scale: float, generator: torch.Generator | None = None,
                      net: nn.Module | None = None, gather: Callable | None = None, rows: slice | None = None,
@@ -162,6 +164,7 @@ def contrastive_loss(method: Method, model: nn.Module, images: torch.Tensor, lab
         loss = flyp_ce_loss(img, txt, labels, scale)  # the model's own logit scale, trained (released finetune_flyp_ce)
     return {'loss': loss, 'ce': loss.detach(), 'reg': loss.new_zeros(())}
 
+# %% ../nbs/05_losses.ipynb #4f9a468e
 def method_loss(method: Method, model: nn.Module, images: torch.Tensor, labels: torch.Tensor, **kw) -> dict[str, torch.Tensor]:
     "The loss of `method` on one batch; `model` is an `ImageClassifier` (CE methods) or a CLIP model (FLYP)."
     return (classifier_loss if method.objective == 'ce' else contrastive_loss)(method, model, images, labels, **kw)
