@@ -384,17 +384,19 @@ class EvalOptions:
 def evaluate_checkpoint(visual: nn.Module, datasets: Sequence[str], ref: nn.Module | None = None,
                         model: nn.Module | None = None, tokenizer=None, task: str | None = None, root=None,
                         device='cpu', opts: EvalOptions | None = None, heads: dict | None = None, cache_dir=None,
-                        ref_cache_dir=None, batch_size: int = 256, logit_scale: float | None = None, **options) -> pd.DataFrame:
+                        ref_cache_dir=None, batch_size: int = 256, logit_scale: float | None = None,
+                        fingerprint: str | None = None, ref_fingerprint: str | None = None, **options) -> pd.DataFrame:
     """Tidy table (dataset, split, metric, value): ZS/LP accuracy and ECE, Δ vs `ref` (Eq. 2), feature and parameter distances.
-    `options` are `EvalOptions` fields (lp_protocol, lp_backend, seed, norm, fd_examples, precision), replacing those of `opts`."""
+    `options` are `EvalOptions` fields (lp_protocol, lp_backend, seed, norm, fd_examples, precision), replacing those of `opts`;
+    `fingerprint`/`ref_fingerprint`: the encoders' `model_fingerprint`s when the caller has them (else computed: a hash of every weight)."""
     o = EvalOptions.of(opts, **options)
     for n in datasets: get_dataset(n)
     scale = logit_scale if logit_scale is not None else logit_scale_of(model)   # ZS logits = scale · cosine similarity
     heads = {n: scale * torch.as_tensor(heads[n]) if heads is not None and n in heads else
                 scale * dataset_head(model, tokenizer, n) if model is not None else None for n in datasets}
     dev = resolve_device(device); precision = resolve_precision(o.precision, dev)
-    me = _Encoder(visual, root, cache_dir, dev, precision, batch_size)
-    r = _Encoder(ref, root, ref_cache_dir, dev, precision, batch_size) if ref is not None else None
+    me = _Encoder(visual, root, cache_dir, dev, precision, batch_size, fingerprint)
+    r = _Encoder(ref, root, ref_cache_dir, dev, precision, batch_size, ref_fingerprint) if ref is not None else None
     if r is not None and r.fp == me.fp: me = r          # the reference itself: its shared cache
     lp = (o.lp_protocol, o.lp_backend, o.seed)
     splits = {n: ('train', 'test') if n == task else ('test',) for n in datasets} if r is not None else {}
@@ -428,19 +430,21 @@ def evaluate_checkpoint(visual: nn.Module, datasets: Sequence[str], ref: nn.Modu
 # %% ../nbs/06_evaluate.ipynb #d3dd996d
 def evaluate_states(items: Sequence[dict], model: nn.Module, tokenizer, datasets: Sequence[str], opts: EvalOptions | None = None,
                     root=None, device='cpu', cache_dir=None, keep_embeddings: bool = False, extra: Callable | None = None,
-                    done: Callable | None = None, desc: str = 'checkpoints evaluated') -> Iterator[tuple[dict, pd.DataFrame, str | None]]:
+                    done: Callable | None = None, desc: str = 'checkpoints evaluated',
+                    base_fingerprint: str | None = None) -> Iterator[tuple[dict, pd.DataFrame, str | None]]:
     "Evaluate the image-tower `state` of each item against `model`'s (the base) on `datasets`: yield (item, table, its fingerprint)."
     base = model.visual.eval()
-    fp_base = model_fingerprint(base)
+    fp_base = base_fingerprint             # each encoder hashed once: here, not again in `evaluate_checkpoint`
     bar = progress(items, total=len(items), desc=desc)
     for it in bar:
         if hasattr(bar, 'comment') and 'step' in it: bar.comment = f"step {it['step']} done"
         if done is not None and (df := done(it)) is not None: yield it, df, None; continue
+        fp_base = fp_base or model_fingerprint(base)
         visual = copy.deepcopy(base); visual.load_state_dict(it['state']); visual.eval()
         fp = model_fingerprint(visual)
-        cache = None if fp == fp_base else Path(cache_dir) if cache_dir is not None else None
+        cache = Path(cache_dir) if cache_dir is not None and fp != fp_base else None   # the base's files: the shared cache
         df = evaluate_checkpoint(visual, datasets, ref=base, model=model, tokenizer=tokenizer, task=it.get('task'), root=root,
-                                 device=device, opts=opts, cache_dir=cache)
+                                 device=device, opts=opts, cache_dir=cache, fingerprint=fp, ref_fingerprint=fp_base)
         if extra is not None: df = pd.concat([df, extra(it, visual, cache, fp)])
         yield it, df, fp
         if cache is not None and not keep_embeddings: on_main(shutil.rmtree, cache/fp, ignore_errors=True)   # results written

@@ -358,7 +358,8 @@ def forgetting_report(checkpoints, base: str | None = None, datasets: Sequence[s
                        'versions': versions(), 'checkpoints': []}
     todo = [dict(it, task=task or it.get('task')) for it in items]   # the task given, else each run's own
     for (it, df, fp), orig in zip(evaluate_states(todo, clip_model, tok, datasets, opts, data_root, dev, out/'embeddings', keep_embeddings,
-                                                  desc=f"checkpoints evaluated, forgetting report on {len(datasets)} datasets"), items):
+                                                  desc=f"checkpoints evaluated, forgetting report on {len(datasets)} datasets",
+                                                  base_fingerprint=fp_ref), items):
         frames.append(df.assign(task=it['task'] or '-', method=it['label'], seed=seed, stage=1, step=it['step'], fraction=it['fraction']))
         man['checkpoints'].append({k: v for k, v in orig.items() if k != 'state'} | {'fingerprint': fp})
     res = pd.concat(frames, ignore_index=True)[RESULT_COLUMNS]
