@@ -22,9 +22,10 @@ from .config import FinetuneConfig
 from .losses import get_method
 
 # %% auto #0
-__all__ = ['ADDED_FIELDS', 'run_dir', 'sequence_dir', 'config_dict', 'versions', 'write_manifest', 'read_manifest',
-           'upgrade_config', 'run_config', 'check_run_folder', 'save_state', 'load_state', 'opt_tensors', 'load_opt',
-           'checkpoint_states', 'split_state', 'final_state', 'log_step', 'clear_stale', 'read_results', 'run_finished']
+__all__ = ['ADDED_FIELDS', 'run_dir', 'sequence_dir', 'sequence_stage', 'config_dict', 'versions', 'write_manifest',
+           'read_manifest', 'upgrade_config', 'run_config', 'check_run_folder', 'save_state', 'load_state',
+           'opt_tensors', 'load_opt', 'checkpoint_states', 'split_state', 'final_state', 'log_step', 'clear_stale',
+           'read_results', 'run_finished']
 
 # %% ../nbs/21_runs.ipynb #bc818b87
 _NOT_RESULTS = ('out_dir', 'data_root', 'device', 'resume_every', 'resume_minutes')  # fields that do not change a run's numbers
@@ -36,6 +37,16 @@ def run_dir(cfg: FinetuneConfig) -> Path:
 def sequence_dir(tasks: Sequence[str], cfg: FinetuneConfig) -> Path:
     "`<out_dir>/<task1>+<task2>…/<method>/<seed>`"
     return Path(cfg.out_dir)/'+'.join(tasks)/cfg.method/str(cfg.seed)
+
+# %% ../nbs/21_runs.ipynb #830c9702
+def sequence_stage(rd: str | Path) -> tuple[str | None, int]:
+    "(task column, stage) of a run folder as its results name them: a sequence's stage folder, else (None, 1)."
+    rd = Path(rd)
+    if rd.name.startswith('stage') and (rd.parent/'sequence.json').is_file():
+        info = read_json(rd.parent/'sequence.json')
+        if rd.name in info.get('stages', []): return '+'.join(info['tasks']), info['stages'].index(rd.name) + 1
+    return None, 1
+
 
 # %% ../nbs/21_runs.ipynb #d3bc2341
 def config_dict(cfg: FinetuneConfig) -> dict:

@@ -163,8 +163,7 @@ def build_model(cfg: FinetuneConfig, start: dict | None = None, anchor: dict | N
     return Prepared(m, model, encoder, kw, mean, std, size, activation_of(clip_model))
 
 # %% ../nbs/09_train.ipynb #e0fa2bd2
-from .runs import (ADDED_FIELDS, read_manifest, upgrade_config, checkpoint_states, split_state,  # noqa: F401 (re-exported)
-                           run_config as _resolved)
+from .runs import (ADDED_FIELDS, read_manifest, upgrade_config, checkpoint_states, split_state)  # noqa: F401 (re-exported)
 
 
 # %% ../nbs/09_train.ipynb #eb7715fe

@@ -16,7 +16,7 @@ import torch
 import matplotlib.pyplot as plt
 
 from .core import RESULT_COLUMNS, folder_lock, progress, read_json, write_json, save_csv, seed_everything, atomic_path
-from .runs import read_results, run_config, read_manifest, write_manifest, load_state, save_state, versions
+from .runs import read_results, run_config, sequence_stage, read_manifest, write_manifest, load_state, save_state, versions
 from .train import build_model
 from .experiment import evaluate_run
 from .report import forgetting_table, method_label, method_style, finish_figure, markdown_table, METHOD_STYLE
@@ -45,13 +45,6 @@ def interpolate(theta0: dict[str, torch.Tensor], theta1: dict[str, torch.Tensor]
     return out
 
 # %% ../nbs/18_wiseft.ipynb #dee8b1e8
-def _stage_of(rd: Path) -> tuple[str | None, int]:
-    "(task column, stage) of a run folder as its results name them: a sequence's stage folder, else (None, 1)."
-    if rd.name.startswith('stage') and (rd.parent/'sequence.json').is_file():
-        info = read_json(rd.parent/'sequence.json')
-        if rd.name in info.get('stages', []): return '+'.join(info['tasks']), info['stages'].index(rd.name) + 1
-    return None, 1
-
 def finished_run(rd: str | Path) -> dict:
     "The manifest of finished run folder `rd`; one clear error if it is not a run folder or has not finished."
     rd = Path(rd)
@@ -75,8 +68,8 @@ def run_ends(rd: str | Path, data_root: str | None = None) -> tuple[dict, dict, 
         theta0 = load_state(rd/cks[0]['file'], cks[0]['sha256'])
         src['theta0'] = {'from': 'step-0 checkpoint', 'sha256': cks[0]['sha256']}
     else:
-        if _stage_of(rd)[1] > 1:
-            raise ValueError(f"Run {rd} is stage {_stage_of(rd)[1]} of a sequence and has no step-0 checkpoint, so the state it "
+        if sequence_stage(rd)[1] > 1:
+            raise ValueError(f"Run {rd} is stage {sequence_stage(rd)[1]} of a sequence and has no step-0 checkpoint, so the state it "
                              "started from is not on disk; WiSE-FT needs it (give ckpt_fractions with 0)")
         cfg = dataclasses.replace(run_config(man), device='cpu', data_root=data_root if data_root is not None else man.get('data_root'))
         seed_everything(cfg.seed)   # as finetune does before it builds the model
@@ -94,7 +87,7 @@ def alpha_name(alpha: float) -> str:
 def wiseft_dir(rd: str | Path, out_dir: str | Path, man: dict | None = None) -> Path:
     "Where the WiSE-FT results of run folder `rd` go: `<out_dir>/<task>/<method>/<seed>` (+ the stage folder of a sequence)."
     rd = Path(rd); c = (man or read_manifest(rd))['config']
-    task, stage = _stage_of(rd)
+    task, stage = sequence_stage(rd)
     base = Path(out_dir)/(task or c['dataset'])/c['method']/str(c['seed'])
     return base/rd.name if task else base
 
@@ -117,7 +110,7 @@ def wiseft_run(rd: str | Path, alphas: Sequence[float] = ALPHAS, out_dir: str | 
     man = finished_run(rd)
     out = wiseft_dir(rd, out_dir, man)
     rec = _check_owner(out, rd, man)
-    task, stage = _stage_of(rd)
+    task, stage = sequence_stage(rd)
     data_root = data_root if data_root is not None else man.get('data_root')
     frames, ends = [], None
     with folder_lock(out):
