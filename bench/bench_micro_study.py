@@ -1,5 +1,6 @@
 """The micro study of `nbs/micro_results.ipynb`, timed: the commands of its `#| slow` cells (24 runs: every method on
-three micro tasks; 3 sequences: micro-position → micro-digit), `n_jobs=2`, CPU, from an empty data root (the micro data
+three micro tasks; 3 sequences: micro-position → micro-digit, each taking the run of micro-position with its method as its
+first stage), `n_jobs=2`, CPU, from an empty data root (the micro data
 generated and prepared, the reference's embeddings and taps made, as a new user's first run would) into an empty
 `out_dir`; prints the wall time of each part and the machine's load, and writes the page's results table.
 
@@ -24,7 +25,7 @@ def main(a):
     load = [os.getloadavg()[0]]
     t0 = time.perf_counter()
     jobs = sweep_jobs(list(METHODS), TASKS, seeds=[0], **opts) + sweep_jobs(SEQ_METHODS, sequences=[SEQUENCE], seeds=[0], **opts)
-    print(run_jobs(jobs, n_jobs=2, status_dir=out/'runs'/'micro').to_string())   # one pool: the sequences start first
+    print(run_jobs(jobs, n_jobs=2, status_dir=out/'runs'/'micro').to_string())   # one pool: the runs the sequences take first, then the longest jobs
     t2 = time.perf_counter(); load.append(os.getloadavg()[0])
     res = load_results(str(out/'runs'/'micro'))
     res.to_csv(out/'results.csv', index=False)

@@ -155,7 +155,8 @@ def run_cli(argv: Sequence[str] | None = None) -> None:
 SEQUENCE_HELP = ("Fine-tune one method on a sequence of datasets (paper §5): each stage starts from the previous stage's\n"
                  "encoder with a new head; L2SP/LDIFS pull towards the previous stage's encoder (--anchor previous,\n"
                  "released code) or the pre-trained one (--anchor original). Evaluates every stage; prints the Δ table\n"
-                 "of each stage and where the results are.")
+                 "of each stage and where the results are. Stage 1 is the run of the first task when that run (same\n"
+                 "options, in --out-dir) has finished: taken as it is (checkpoints linked), not trained again.")
 SEQUENCE_EXAMPLES = ("ldifs-sequence --method ldifs --tasks micro-position micro-digit",
                      "ldifs-sequence --method ldifs --tasks svhn cifar10 --device cuda     # paper Table 2")
 

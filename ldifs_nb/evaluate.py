@@ -29,10 +29,10 @@ from .probe import logit_scores, linear_probes, _check_protocol
 
 
 # %% auto #0
-__all__ = ['EVAL_PRECISION', 'FD_SEED', 'LP_HPARAM', 'resolve_precision', 'inference', 'model_fingerprint', 'encoder_cache',
-           'embedding_path', 'embed', 'zeroshot_accuracy', 'param_distance', 'fd_rows', 'feature_distance',
-           'concept_forgetting', 'logit_scale_of', 'dataset_head', 'taps_path', 'accuracies', 'reference_accuracies',
-           'EvalOptions', 'evaluate_checkpoint', 'evaluate_states']
+__all__ = ['EVAL_PRECISION', 'FD_SEED', 'LP_HPARAM', 'SCORE_METRICS', 'resolve_precision', 'inference', 'model_fingerprint',
+           'encoder_cache', 'embedding_path', 'embed', 'zeroshot_accuracy', 'param_distance', 'fd_rows',
+           'feature_distance', 'concept_forgetting', 'logit_scale_of', 'dataset_head', 'taps_path', 'accuracies',
+           'reference_accuracies', 'EvalOptions', 'evaluate_checkpoint', 'scores_of', 'evaluate_states']
 
 # %% ../nbs/06_evaluate.ipynb #aa4831cd
 from .probe import (accuracy_scores, calibration_error, ECE_BINS, LP_LRS, LP_GRID, LP_STEPS, ProbeResult, lp_head, linear_probe,  # noqa: F401 (re-exported)
@@ -385,10 +385,12 @@ def evaluate_checkpoint(visual: nn.Module, datasets: Sequence[str], ref: nn.Modu
                         model: nn.Module | None = None, tokenizer=None, task: str | None = None, root=None,
                         device='cpu', opts: EvalOptions | None = None, heads: dict | None = None, cache_dir=None,
                         ref_cache_dir=None, batch_size: int = 256, logit_scale: float | None = None,
-                        fingerprint: str | None = None, ref_fingerprint: str | None = None, **options) -> pd.DataFrame:
+                        fingerprint: str | None = None, ref_fingerprint: str | None = None, scores: dict | None = None,
+                        **options) -> pd.DataFrame:
     """Tidy table (dataset, split, metric, value): ZS/LP accuracy and ECE, Δ vs `ref` (Eq. 2), feature and parameter distances.
     `options` are `EvalOptions` fields (lp_protocol, lp_backend, seed, norm, fd_examples, precision), replacing those of `opts`;
-    `fingerprint`/`ref_fingerprint`: the encoders' `model_fingerprint`s when the caller has them (else computed: a hash of every weight)."""
+    `fingerprint`/`ref_fingerprint`: the encoders' `model_fingerprint`s when the caller has them (else computed: a hash of every weight);
+    `scores`: this encoder's ZS/LP scores already known, {dataset: {metric: value}} (`scores_of` a table of it): taken, not computed."""
     o = EvalOptions.of(opts, **options)
     for n in datasets: get_dataset(n)
     scale = logit_scale if logit_scale is not None else logit_scale_of(model)   # ZS logits = scale · cosine similarity
@@ -413,7 +415,8 @@ def evaluate_checkpoint(visual: nn.Module, datasets: Sequence[str], ref: nn.Modu
     def emb(n, s):                                       # the checkpoint: one pass per split gives embeddings and distance
         d = left.pop((n, s), None)
         return me.embeddings(n, s) if d is None else me.embeddings(n, s, rows_of(n, s), d)
-    accs = me.metrics(datasets, heads, *lp, emb=emb)     # (the probes of all datasets fitted together)
+    known = {n: dict(scores[n]) for n in datasets if scores and n in scores}
+    accs = me.metrics([n for n in datasets if n not in known], heads, *lp, emb=emb) | known   # (the probes fitted together)
     for (n, s), d in left.items(): me.embeddings(n, s, rows_of(n, s), d, need_emb=False)   # scores were cached: taps only
     rows = []
     for name in datasets:
@@ -427,11 +430,18 @@ def evaluate_checkpoint(visual: nn.Module, datasets: Sequence[str], ref: nn.Modu
     if ref is not None: rows.append(dict(dataset=task or '-', split='-', metric='param_distance', value=param_distance(visual, ref)))
     return pd.DataFrame(rows, columns=['dataset', 'split', 'metric', 'value'])
 
+SCORE_METRICS = ('zs_top1', 'zs_mean_recall', 'zs_ece', 'lp_top1', 'lp_mean_recall', 'lp_ece')   # an encoder's own scores on a dataset
+
+def scores_of(table: pd.DataFrame) -> dict:
+    "An encoder's scores in a table of `evaluate_checkpoint` (or a results table's rows of one checkpoint), as its `scores` takes them."
+    t = table[(table['split'] == 'test') & table['metric'].isin(SCORE_METRICS)]
+    return {n: dict(zip(g['metric'], g['value'].astype(float))) for n, g in t.groupby('dataset', sort=False)}
+
 # %% ../nbs/06_evaluate.ipynb #d3dd996d
 def evaluate_states(items: Sequence[dict], model: nn.Module, tokenizer, datasets: Sequence[str], opts: EvalOptions | None = None,
                     root=None, device='cpu', cache_dir=None, keep_embeddings: bool = False, extra: Callable | None = None,
                     done: Callable | None = None, desc: str = 'checkpoints evaluated',
-                    base_fingerprint: str | None = None) -> Iterator[tuple[dict, pd.DataFrame, str | None]]:
+                    base_fingerprint: str | None = None, scores: dict | None = None) -> Iterator[tuple[dict, pd.DataFrame, str | None]]:
     "Evaluate the image-tower `state` of each item against `model`'s (the base) on `datasets`: yield (item, table, its fingerprint)."
     base = model.visual.eval()
     fp_base = base_fingerprint             # each encoder hashed once: here, not again in `evaluate_checkpoint`
@@ -444,7 +454,8 @@ def evaluate_states(items: Sequence[dict], model: nn.Module, tokenizer, datasets
         fp = model_fingerprint(visual)
         cache = Path(cache_dir) if cache_dir is not None and fp != fp_base else None   # the base's files: the shared cache
         df = evaluate_checkpoint(visual, datasets, ref=base, model=model, tokenizer=tokenizer, task=it.get('task'), root=root,
-                                 device=device, opts=opts, cache_dir=cache, fingerprint=fp, ref_fingerprint=fp_base)
+                                 device=device, opts=opts, cache_dir=cache, fingerprint=fp, ref_fingerprint=fp_base,
+                                 scores=(scores or {}).get(fp))
         if extra is not None: df = pd.concat([df, extra(it, visual, cache, fp)])
         yield it, df, fp
         if cache is not None and not keep_embeddings: on_main(shutil.rmtree, cache/fp, ignore_errors=True)   # results written

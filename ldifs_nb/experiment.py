@@ -13,13 +13,14 @@ from typing import Callable, Sequence
 import pandas as pd
 import torch
 
-from .core import resolve_device, read_json, save_csv, RESULT_COLUMNS
+from .core import resolve_device, read_json, save_csv, tensor_fingerprint, RESULT_COLUMNS
 from .data import get_dataset, load_split
 from .models import load_clip, zeroshot_head, image_size_of
 from .losses import get_method
 from .ranks import init_distributed, main_first, rank0_lock, sharded_evaluation, agree, on_main
-from .runs import read_manifest, run_config, run_dir, checkpoint_states, split_state, read_results, run_finished, clear_stale
-from .evaluate import EvalOptions, evaluate_states, embed, logit_scale_of, logit_scores
+from .runs import (read_manifest, run_config, run_dir, checkpoint_states, split_state, final_state, read_results,
+                           run_finished, clear_stale)
+from .evaluate import EvalOptions, evaluate_states, embed, logit_scale_of, logit_scores, scores_of
 from .train import resolve_config, finetune, finetune_sequence, prechecks
 
 # %% auto #0
@@ -54,8 +55,9 @@ def _classifier_rows(cfg, state: dict, clip_model, tok, visual, root, device, ca
 
 # %% ../nbs/24_experiment.ipynb #6b6ec381
 def evaluate_run(rd: str | Path, device: str = 'auto', data_root: str | None = None, stage: int = 1,
-                 task: str | None = None, precision: str = 'auto', keep_embeddings: bool = False) -> pd.DataFrame:
-    "Evaluate every checkpoint of run folder `rd` (skipping those done); write and return its results table."
+                 task: str | None = None, precision: str = 'auto', keep_embeddings: bool = False,
+                 scores: dict | None = None) -> pd.DataFrame:
+    "Evaluate every checkpoint of run folder `rd` (skipping those done; `scores` known by fingerprint, see `evaluate_states`); write and return its results table."
     rd = Path(rd); man = read_manifest(rd)
     if man['status'] != 'finished': raise ValueError(f"Run {rd} has not finished; run finetune first")
     data_root = data_root if data_root is not None else man.get('data_root')
@@ -71,7 +73,7 @@ def evaluate_run(rd: str | Path, device: str = 'auto', data_root: str | None = N
     extra = lambda it, visual, cache, fp: _classifier_rows(cfg, it['full'], clip_model, tok, visual, data_root, dev, cache, fp, precision)
     frames = []
     for it, df, fp in evaluate_states(items, clip_model, tok, list(cfg.eval_datasets), opts, data_root, dev, rd/'embeddings',
-                                  keep_embeddings, extra=extra, done=lambda it: _results(it['out']),
+                                  keep_embeddings, extra=extra, done=lambda it: _results(it['out']), scores=scores,
                                   desc=f"checkpoints evaluated, {cfg.method} on {cfg.dataset} (every checkpoint on {len(cfg.eval_datasets)} datasets)"):
         if fp is not None:   # evaluated now (a table read back has its columns)
             df = df.assign(task=task or cfg.dataset, method=cfg.method, seed=cfg.seed, stage=stage, step=it['step'],
@@ -84,13 +86,20 @@ def evaluate_run(rd: str | Path, device: str = 'auto', data_root: str | None = N
     return res
 
 # %% ../nbs/24_experiment.ipynb #0d87cb32
+def _last_scores(rd: Path, res: pd.DataFrame) -> dict:
+    "{fingerprint of a run's last image tower: its scores in the run's table} — where the next stage of a sequence starts."
+    return {tensor_fingerprint(final_state(rd)['visual']): scores_of(res[res['step'] == res['step'].max()])}
+
 def evaluate_sequence(root: str | Path, device: str = 'auto', data_root: str | None = None, precision: str = 'auto',
                       keep_embeddings: bool = False) -> pd.DataFrame:
     "Evaluate every stage of a sequence folder; write and return the combined results table."
     root = Path(root); info = read_json(root/'sequence.json')
-    res = pd.concat([evaluate_run(root/s, device, data_root, stage=k, task='+'.join(info['tasks']), precision=precision,
-                                  keep_embeddings=keep_embeddings)
-                     for k, s in enumerate(info['stages'], 1)], ignore_index=True)
+    frames, known = [], None
+    for k, s in enumerate(info['stages'], 1):
+        frames.append(evaluate_run(root/s, device, data_root, stage=k, task='+'.join(info['tasks']), precision=precision,
+                                   keep_embeddings=keep_embeddings, scores=known))
+        if k < len(info['stages']): known = _last_scores(root/s, frames[-1])   # stage k + 1 starts from this encoder: its scores are known
+    res = pd.concat(frames, ignore_index=True)
     on_main(save_csv, root/'results.csv', res)
     return res
 

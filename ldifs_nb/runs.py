@@ -6,7 +6,7 @@ Docs: https://ldifs-nb.github.io/ldifs_nb/runs.html.md"""
 
 # %% ../nbs/21_runs.ipynb #95e223bd
 from __future__ import annotations
-import hashlib, json, subprocess, warnings
+import hashlib, json, os, shutil, subprocess, warnings
 from dataclasses import asdict
 from pathlib import Path
 from typing import Sequence
@@ -17,7 +17,7 @@ import open_clip
 from safetensors.torch import save_file, load_file
 
 import ldifs_nb
-from .core import write_json, read_json, atomic_path, file_sha256, CorruptFileError, load_csv
+from .core import write_json, read_json, atomic_path, file_sha256, CorruptFileError, load_csv, save_csv
 from .config import FinetuneConfig
 from .losses import get_method
 
@@ -25,7 +25,7 @@ from .losses import get_method
 __all__ = ['ADDED_FIELDS', 'run_dir', 'sequence_dir', 'sequence_stage', 'config_dict', 'versions', 'write_manifest',
            'read_manifest', 'upgrade_config', 'run_config', 'check_run_folder', 'save_state', 'load_state',
            'opt_tensors', 'load_opt', 'checkpoint_states', 'split_state', 'final_state', 'log_step', 'clear_stale',
-           'read_results', 'run_finished']
+           'read_results', 'run_finished', 'adopt_run']
 
 # %% ../nbs/21_runs.ipynb #bc818b87
 _NOT_RESULTS = ('out_dir', 'data_root', 'device', 'resume_every', 'resume_minutes')  # fields that do not change a run's numbers
@@ -181,3 +181,31 @@ def run_finished(rd: Path) -> bool:
     if not (rd/'manifest.json').is_file(): return False
     man, done = read_manifest(rd), read_results(rd/'results.csv')
     return man['status'] == 'finished' and done is not None and set(done['step']) >= {c['step'] for c in man['checkpoints']}
+
+# %% ../nbs/21_runs.ipynb #2bd43382
+def _link_or_copy(src: Path, dst: Path, link: bool = True) -> None:
+    "`dst` as a hard link to `src`, or a copy (written atomically) where the file system has no links or `link` is False."
+    dst.parent.mkdir(parents=True, exist_ok=True); dst.unlink(missing_ok=True)
+    try:
+        if link: return os.link(src, dst)
+    except OSError: pass
+    with atomic_path(dst) as tmp: shutil.copyfile(src, tmp)
+
+def adopt_run(src: str | Path, dst: str | Path, cfg: FinetuneConfig) -> bool:
+    """Make `dst` (a run folder without a manifest) the finished run `src` if `src` was written by config `cfg`: its
+    checkpoints (hash-checked; hard links or copies), log, each checkpoint's results table (task and stage as `dst`'s)
+    and, last, its manifest (with `adopted_from`). True if it did; False, writing nothing, otherwise."""
+    src, dst = Path(src), Path(dst)
+    if (dst/'manifest.json').exists() or not (src/'manifest.json').is_file(): return False
+    try: man = read_manifest(src)
+    except CorruptFileError: return False
+    if man['status'] != 'finished' or upgrade_config(man['config']) != json.loads(json.dumps(config_dict(cfg))): return False
+    if not all((src/c['file']).is_file() and file_sha256(src/c['file']) == c['sha256'] for c in man['checkpoints']): return False
+    for c in man['checkpoints']: _link_or_copy(src/c['file'], dst/c['file'])
+    if (src/'log.jsonl').is_file(): _link_or_copy(src/'log.jsonl', dst/'log.jsonl', link=False)   # (a log is appended to: a copy of its own)
+    task, stage = sequence_stage(dst)
+    for f in sorted((src/'results').glob('step_*.csv')):
+        if (r := read_results(f)) is not None: save_csv(dst/'results'/f.name, r.assign(task=task or r['task'], stage=stage))
+    write_manifest(dst, {**man, 'adopted_from': str(src)})
+    return True
+

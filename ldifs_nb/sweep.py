@@ -6,7 +6,7 @@ Docs: https://ldifs-nb.github.io/ldifs_nb/sweep.html.md"""
 
 # %% ../nbs/12_sweep.ipynb #0b7d1a92
 from __future__ import annotations
-import contextlib, dataclasses, functools, math, json, os, signal, subprocess, sys, threading, time
+import contextlib, dataclasses, functools, math, json, os, queue, signal, subprocess, sys, threading, time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +17,7 @@ import pandas as pd
 from .core import atomic_path, check_name, progress, folder_lock, verify_file, save_csv, CorruptFileError
 from .config import FinetuneConfig
 from .train import resolve_config
-from .runs import run_dir, sequence_dir, read_manifest
+from .runs import run_dir, sequence_dir, read_manifest, config_dict
 from .report import final, load_results
 from . import config
 
@@ -44,6 +44,11 @@ class Job:
         "The run (or sequence) folder this job writes."
         cfg = resolve_config(method=self.method, dataset=self.tasks[0], seed=self.seed, **self.options)
         return run_dir(cfg) if len(self.tasks) == 1 else sequence_dir(self.tasks, cfg)
+
+    def first_run(self) -> tuple[Path, str]:
+        "The run folder and config (JSON) of the job's first task: a sequence takes that run, when finished with that config, as its first stage."
+        cfg = resolve_config(method=self.method, dataset=self.tasks[0], seed=self.seed, **self.options)
+        return run_dir(cfg), json.dumps(config_dict(cfg), sort_keys=True)
 
     def finished(self) -> bool:
         "Has this job's folder a finished, evaluated result (whose results table is intact)?"
@@ -236,11 +241,34 @@ def _save_status(rows: list[dict], jobs: Sequence[Job], status_dir: Path) -> pd.
     with atomic_path(Path(status_dir)/'sweep_status.csv') as tmp: status.to_csv(tmp, index=False)
     return status
 
+def _waits_for(todo: Sequence[Job]) -> dict[str, str]:
+    "{sequence job: the run job of its first task with the same config}, both still to do: the sequence waits for that run and takes it as its first stage."
+    runs = {j.first_run(): j.name for j in todo if len(j.tasks) == 1}
+    return {j.name: runs[f] for j in todo if len(j.tasks) > 1 and (f := j.first_run()) in runs}
+
+class _Queue:
+    "Jobs handed out in order to the slots that ask, each only once the job it waits for has ended."
+    def __init__(self, jobs: Sequence[Job], after: dict[str, str]):
+        self.left, self.after, self.ended, self.cv = list(jobs), after, set(), threading.Condition()
+
+    def next(self) -> Job | None:
+        "The first job that may start (blocking while every job left waits for a running one); None when none is left."
+        with self.cv:
+            while self.left:
+                if (j := next((j for j in self.left if self.after.get(j.name, '') in self.ended | {''}), None)) is not None:
+                    self.left.remove(j); return j
+                self.cv.wait()
+            return None
+
+    def ended_(self, j: Job) -> None:
+        with self.cv: self.ended.add(j.name); self.cv.notify_all()
+
 def run_jobs(jobs: Sequence[Job], n_jobs: int | None = None, devices: Sequence[str] | None = None,
              status_dir: Path = Path('runs'), executor='local', runner: Callable = run_process) -> pd.DataFrame:
     "Run the unfinished `jobs` — locally, one per free device (or `n_jobs` CPU slots), or through a submitit executor; save and return the status table."
     rows, todo = _todo(jobs)
-    todo = sorted(todo, key=lambda j: -len(j.tasks))   # sequences (the longest jobs) first: fewer idle slots at the end
+    after = _waits_for(todo)                   # a sequence waits for the run of its first task, then takes it as its stage 1
+    todo = sorted(todo, key=lambda j: (j.name not in after.values(), -len(j.tasks)))   # those runs first, then the longest jobs
     if executor != 'local': return _save_status(rows + submit_jobs(todo, executor, status_dir), jobs, status_dir)
     pool = DevicePool(devices) if devices else None
     for j in todo:
@@ -257,8 +285,17 @@ def run_jobs(jobs: Sequence[Job], n_jobs: int | None = None, devices: Sequence[s
     with folder_lock(status_dir, name='.sweep.lock'):   # one sweep per status folder (each job's run folder has its own lock)
         if FORK_JOBS and runner is run_process and hasattr(os, 'fork') and any(j.n_devices == 1 for j in todo): server = _JobServer(env)
         try:
+            q, ended = _Queue(todo, after), queue.Queue()
+            def slot():
+                while (j := q.next()) is not None:
+                    try: ended.put(one(j))
+                    except BaseException as e: ended.put(e)
+                    finally: q.ended_(j)
             with ThreadPoolExecutor(n_jobs) as ex:
-                for f in progress([ex.submit(one, j) for j in todo], total=len(todo), desc=f"sweep runs finished, of {len(todo)} to do ({n_jobs} at a time)"): rows.append(f.result())
+                for _ in range(n_jobs): ex.submit(slot)
+                for r in progress((ended.get() for _ in todo), total=len(todo), desc=f"sweep runs finished, of {len(todo)} to do ({n_jobs} at a time)"):
+                    if isinstance(r, BaseException): raise r
+                    rows.append(r)
         finally:
             if server is not None: server.close()
         return _save_status(rows, jobs, status_dir)

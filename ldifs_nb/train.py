@@ -25,7 +25,7 @@ from .losses import get_method, method_loss, reference_params, class_prompt_toke
 from .evaluate import embed, lp_head, logit_scale_of
 from .ranks import DistInfo, init_distributed, shard, gather_batch, main_first, rank0_lock
 from .runs import (run_dir, sequence_dir, config_dict, versions, write_manifest, check_run_folder, save_state, load_state,
-                           opt_tensors, load_opt, final_state, log_step, clear_stale)
+                           opt_tensors, load_opt, final_state, log_step, clear_stale, adopt_run)
 
 
 # %% auto #0
@@ -433,7 +433,7 @@ ANCHORS = ANCHOR_NAMES   # L2SP/LDIFS anchor of a stage (config's names)
 
 def finetune_sequence(tasks: Sequence[str], method: str | None = None, anchor: str = 'previous',
                       cfg: FinetuneConfig | None = None, callbacks: Sequence[Callable] = (), **overrides) -> Path:
-    "Fine-tune on `tasks` one after the other; return the sequence folder (stage folders inside)."
+    "Fine-tune on `tasks` one after the other (stage 1: the run of `tasks[0]` if it has finished); return the sequence folder (stage folders inside)."
     tasks = as_list(tasks) or []
     check_values(tasks=tasks)
     check_name(anchor, ANCHORS, 'anchor')
@@ -453,7 +453,10 @@ def finetune_sequence(tasks: Sequence[str], method: str | None = None, anchor: s
         check_info(); write_json(root/'sequence.json', info)
         start = anchor_state = None
         for k, c in enumerate(cfgs, 1):
-            rd = finetune(c, callbacks, start=start, anchor=anchor_state, folder=root/f'stage{k}-{c.dataset}')
+            folder = root/f'stage{k}-{c.dataset}'
+            if k == 1 and dist_info().main and adopt_run(run_dir(c), folder, c):   # the same run, finished: taken, not trained again
+                print(f"Stage 1 of {root}: the finished run {run_dir(c)} of the same config (not trained or evaluated again)", flush=True)
+            rd = finetune(c, callbacks, start=start, anchor=anchor_state, folder=folder)
             start = final_state(rd)
             anchor_state = start['visual'] if anchor == 'previous' else None
     return root
