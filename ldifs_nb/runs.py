@@ -192,9 +192,9 @@ def _link_or_copy(src: Path, dst: Path, link: bool = True) -> None:
     with atomic_path(dst) as tmp: shutil.copyfile(src, tmp)
 
 def adopt_run(src: str | Path, dst: str | Path, cfg: FinetuneConfig) -> bool:
-    """Make `dst` (a run folder without a manifest) the finished run `src` if `src` was written by config `cfg`: its
-    checkpoints (hash-checked; hard links or copies), log, each checkpoint's results table (task and stage as `dst`'s)
-    and, last, its manifest (with `adopted_from`). True if it did; False, writing nothing, otherwise."""
+    """Make `dst`, a run folder without a manifest, the finished run `src` of the same config `cfg`; True if it did.
+    It takes the checkpoints (hash-checked; hard links or copies), the log, each checkpoint's results table (task and
+    stage as `dst`'s) and, last, the manifest (with `adopted_from`); False, writing nothing, for anything else."""
     src, dst = Path(src), Path(dst)
     if (dst/'manifest.json').exists() or not (src/'manifest.json').is_file(): return False
     try: man = read_manifest(src)
