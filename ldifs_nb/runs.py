@@ -193,19 +193,19 @@ def _link_or_copy(src: Path, dst: Path, link: bool = True) -> None:
 
 def adopt_run(src: str | Path, dst: str | Path, cfg: FinetuneConfig) -> bool:
     """Make `dst`, a run folder without a manifest, the finished run `src` of the same config `cfg`; True if it did.
-    It takes the checkpoints (hash-checked; hard links or copies), the log, each checkpoint's results table (task and
-    stage as `dst`'s) and, last, the manifest (with `adopted_from`); False, writing nothing, for anything else."""
+    It takes the checkpoints (hash-checked; hard links or copies), the log, the results tables (each checkpoint's and the
+    run's, task and stage as `dst`'s) and, last, the manifest (with `adopted_from`); False, writing nothing, for anything else."""
     src, dst = Path(src), Path(dst)
-    if (dst/'manifest.json').exists() or not (src/'manifest.json').is_file(): return False
-    try: man = read_manifest(src)
-    except CorruptFileError: return False
-    if man['status'] != 'finished' or upgrade_config(man['config']) != json.loads(json.dumps(config_dict(cfg))): return False
+    if (dst/'manifest.json').exists(): return False
+    try: man = check_run_folder(src, cfg)   # None without a manifest; raises for a damaged one or another config
+    except ValueError: return False
+    if man is None or man['status'] != 'finished': return False
     if not all((src/c['file']).is_file() and file_sha256(src/c['file']) == c['sha256'] for c in man['checkpoints']): return False
     for c in man['checkpoints']: _link_or_copy(src/c['file'], dst/c['file'])
     if (src/'log.jsonl').is_file(): _link_or_copy(src/'log.jsonl', dst/'log.jsonl', link=False)   # (a log is appended to: a copy of its own)
     task, stage = sequence_stage(dst)
-    for f in sorted((src/'results').glob('step_*.csv')):
-        if (r := read_results(f)) is not None: save_csv(dst/'results'/f.name, r.assign(task=task or r['task'], stage=stage))
+    for f in [*sorted((src/'results').glob('step_*.csv')), src/'results.csv']:   # (with results.csv, the stage's evaluation only reads it back)
+        if (r := read_results(f)) is not None: save_csv(dst/f.relative_to(src), r.assign(task=task or r['task'], stage=stage))
     write_manifest(dst, {**man, 'adopted_from': str(src)})
     return True
 

@@ -40,14 +40,18 @@ class Job:
     @property
     def name(self) -> str: return f"{'+'.join(self.tasks)}/{self.method}/{self.seed}" + (f"/{self.label}" if self.label else '')
 
+    def _config(self) -> FinetuneConfig:
+        "The resolved config of the job's (first) task."
+        return resolve_config(method=self.method, dataset=self.tasks[0], seed=self.seed, **self.options)
+
     def folder(self) -> Path:
         "The run (or sequence) folder this job writes."
-        cfg = resolve_config(method=self.method, dataset=self.tasks[0], seed=self.seed, **self.options)
+        cfg = self._config()
         return run_dir(cfg) if len(self.tasks) == 1 else sequence_dir(self.tasks, cfg)
 
     def first_run(self) -> tuple[Path, str]:
         "The run folder and config (JSON) of the job's first task: a sequence takes that run, when finished with that config, as its first stage."
-        cfg = resolve_config(method=self.method, dataset=self.tasks[0], seed=self.seed, **self.options)
+        cfg = self._config()
         return run_dir(cfg), json.dumps(config_dict(cfg), sort_keys=True)
 
     def finished(self) -> bool:
@@ -255,12 +259,13 @@ class _Queue:
         "The first job that may start (blocking while every job left waits for a running one); None when none is left."
         with self.cv:
             while self.left:
-                if (j := next((j for j in self.left if self.after.get(j.name, '') in self.ended | {''}), None)) is not None:
+                if (j := next((j for j in self.left if self.after.get(j.name) in (None, *self.ended)), None)) is not None:
                     self.left.remove(j); return j
                 self.cv.wait()
             return None
 
-    def ended_(self, j: Job) -> None:
+    def done(self, j: Job) -> None:
+        "`j` has ended: the jobs that wait for it may start."
         with self.cv: self.ended.add(j.name); self.cv.notify_all()
 
 def run_jobs(jobs: Sequence[Job], n_jobs: int | None = None, devices: Sequence[str] | None = None,
@@ -290,7 +295,7 @@ def run_jobs(jobs: Sequence[Job], n_jobs: int | None = None, devices: Sequence[s
                 while (j := q.next()) is not None:
                     try: ended.put(one(j))
                     except BaseException as e: ended.put(e)
-                    finally: q.ended_(j)
+                    finally: q.done(j)
             with ThreadPoolExecutor(n_jobs) as ex:
                 for _ in range(n_jobs): ex.submit(slot)
                 for r in progress((ended.get() for _ in todo), total=len(todo), desc=f"sweep runs finished, of {len(todo)} to do ({n_jobs} at a time)"):
